@@ -1,0 +1,65 @@
+#include "policies/attention.h"
+
+#include <cmath>
+#include <limits>
+
+namespace coldcompress {
+namespace {
+
+// Queries per chunk when no probabilities are returned: bounds the score
+// matrix at [Hq, kQueryChunk, Sk] for long prompts.
+constexpr int64_t kQueryChunk = 512;
+
+// Attention of the queries [H, G, Sq, d] over keys [H, Sk, d]; returns the
+// output [H, G, Sq, d] and the full probabilities [H, G, Sq, Sk].
+std::pair<at::Tensor, at::Tensor> AttendGrouped(const at::Tensor& q,
+                                                const at::Tensor& k,
+                                                const at::Tensor& v,
+                                                const at::Tensor& mask) {
+  const int64_t h = q.size(0), g = q.size(1), sq = q.size(2), d = q.size(3);
+  const int64_t sk = k.size(1);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  // scores: [H, G*Sq, Sk]
+  at::Tensor scores = at::bmm(q.reshape({h, g * sq, d}), k.transpose(1, 2));
+  scores = scores.view({h, g, sq, sk}).to(at::kFloat).mul_(scale);
+  scores.masked_fill_(mask.logical_not().unsqueeze(1),
+                      -std::numeric_limits<float>::infinity());
+  at::Tensor probs = at::softmax(scores, -1).to(q.scalar_type());
+  at::Tensor out = at::bmm(probs.view({h, g * sq, sk}), v).view({h, g, sq, d});
+  return {out, probs};
+}
+
+}  // namespace
+
+AttentionResult Attend(const at::Tensor& q, const at::Tensor& k,
+                       const at::Tensor& v, const at::Tensor& mask,
+                       bool want_probs) {
+  const int64_t hq = q.size(0), sq = q.size(1), d = q.size(2);
+  const int64_t h = k.size(0);
+  const int64_t g = hq / h;
+  const at::Tensor qg = q.view({h, g, sq, d});  // query head j -> KV head j / g
+  const at::Tensor full_mask = mask.dim() == 2 ? mask.unsqueeze(0) : mask;
+  AttentionResult result;
+  if (want_probs || sq <= kQueryChunk) {
+    auto [out, probs] = AttendGrouped(qg, k, v, full_mask);
+    result.output = out.reshape({hq, sq, d});
+    if (want_probs) result.probs = probs.mean(1);  // [H, Sq, Sk]
+    return result;
+  }
+  std::vector<at::Tensor> outs;
+  for (int64_t start = 0; start < sq; start += kQueryChunk) {
+    const int64_t n = std::min(kQueryChunk, sq - start);
+    const at::Tensor m =
+        full_mask.size(1) == 1 ? full_mask : full_mask.narrow(1, start, n);
+    outs.push_back(AttendGrouped(qg.narrow(2, start, n), k, v, m).first);
+  }
+  result.output = at::cat(outs, 2).reshape({hq, sq, d});
+  return result;
+}
+
+at::Tensor CausalMask(int64_t s, at::Device device) {
+  return at::ones({s, s}, at::TensorOptions().dtype(at::kBool).device(device))
+      .tril();
+}
+
+}  // namespace coldcompress

@@ -1,0 +1,43 @@
+// The prefill counterpart of Policy: chooses which prompt tokens a layer keeps
+// when the prompt is longer than the cache (policies.md 4).
+#ifndef COLDCOMPRESS_POLICIES_PROMPT_COMPRESSOR_H_
+#define COLDCOMPRESS_POLICIES_PROMPT_COMPRESSOR_H_
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "policies/policy.h"
+
+namespace coldcompress {
+
+struct PromptObservation {
+  int64_t prompt_length = 0;  // S > capacity
+  int64_t capacity = 0;       // L: how many tokens to keep
+  at::Tensor keys;            // [H, S, d] after RoPE
+  at::Tensor attention;  // [H, S, S] when needs_attention(), else undefined
+};
+
+struct CompressedPrompt {
+  // [H, L] kept prompt positions per head, ascending (head-constant
+  // compressors repeat one row).
+  at::Tensor kept;
+  // [H, L] initial per-slot history for the policy, or undefined.
+  at::Tensor history;
+};
+
+class PromptCompressor {
+ public:
+  virtual ~PromptCompressor() = default;
+  virtual bool head_specific() const = 0;
+  virtual bool needs_attention() const = 0;
+  // REQUIRES: observation.prompt_length > observation.capacity.
+  // Keeps no state between calls (clones of a layer share the compressor);
+  // randomness comes from a generator seeded inside the call.
+  virtual CompressedPrompt Compress(const PromptObservation& observation) = 0;
+};
+
+}  // namespace coldcompress
+
+#endif  // COLDCOMPRESS_POLICIES_PROMPT_COMPRESSOR_H_

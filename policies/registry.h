@@ -1,0 +1,92 @@
+// Maps policy and prompt-compressor names to factories. Filled once at start-up
+// by RegisterBuiltins() (and, later, by plugins); read-only afterwards, so
+// concurrent lookups are safe.
+#ifndef COLDCOMPRESS_POLICIES_REGISTRY_H_
+#define COLDCOMPRESS_POLICIES_REGISTRY_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "policies/layer_plan.h"
+#include "policies/policy.h"
+#include "policies/prompt_compressor.h"
+
+namespace coldcompress {
+
+struct ParamInfo {
+  std::string name;
+  std::string type;  // "int" | "double" | "bool" | "string"
+  std::string default_value;
+  std::string description;
+};
+
+struct PolicyInfo {
+  std::string name;
+  std::string description;
+  bool head_specific = false;
+  bool needs_attention = false;
+  // The capacity must be the whole sequence (full, hybrid).
+  bool requires_full_length = false;
+  // Parameters the policy reads; "global_tokens" among them makes the
+  // global_tokens <= capacity check apply.
+  std::vector<ParamInfo> params;
+  std::function<std::unique_ptr<Policy>(const PolicyContext&)> create;
+};
+
+struct CompressorInfo {
+  std::string name;
+  std::string description;
+  bool head_specific = false;
+  bool needs_attention = false;
+  // False for the pass-through compressor: a prompt longer than the cache is
+  // then an error.
+  bool compresses = true;
+  std::function<std::unique_ptr<PromptCompressor>(const PolicyContext&)> create;
+};
+
+class PolicyRegistry {
+ public:
+  // Fails with ALREADY_EXISTS on a duplicate name.
+  absl::Status RegisterPolicy(PolicyInfo info);
+  absl::Status RegisterCompressor(CompressorInfo info);
+
+  // nullptr when unknown.
+  const PolicyInfo* FindPolicy(const std::string& name) const;
+  const CompressorInfo* FindCompressor(const std::string& name) const;
+
+  // INVALID_ARGUMENT naming the known names when `name` is unknown.
+  absl::Status CheckPolicy(const std::string& name) const;
+  absl::Status CheckCompressor(const std::string& name) const;
+
+  // Cross-checks one resolved layer against its policy and compressor.
+  absl::Status ValidateLayer(const LayerPlan& layer, const PolicySpec& spec,
+                             int64_t max_seq_len, int64_t layer_index) const;
+
+  // INVALID_ARGUMENT when a layer whose compressor cannot compress would get
+  // a prefill of `prefill_length` tokens longer than its cache.
+  absl::Status CheckPromptFits(const CachePlan& plan,
+                               int64_t prefill_length) const;
+
+  std::vector<const PolicyInfo*> Policies() const;  // sorted by name
+  std::vector<const CompressorInfo*> Compressors() const;
+
+  std::unique_ptr<Policy> CreatePolicy(const PolicyContext& context) const;
+  std::unique_ptr<PromptCompressor> CreateCompressor(
+      const PolicyContext& context) const;
+
+ private:
+  std::map<std::string, PolicyInfo> policies_;
+  std::map<std::string, CompressorInfo> compressors_;
+};
+
+// Registers every built-in policy and compressor (builtins.cc).
+void RegisterBuiltins(PolicyRegistry& registry);
+
+}  // namespace coldcompress
+
+#endif  // COLDCOMPRESS_POLICIES_REGISTRY_H_

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs every build, run and test dependency of ColdCompress C++ from Debian's packages.
+# Idempotent: packages already present are skipped. Needs root (or sudo).
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libtorch-dev                      # LibTorch (CPU): tensors and the model runtime
+  libopenblas0-pthread              # fast BLAS for LibTorch's matrix products (else ~15x slower)
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler  # gRPC + protobuf
+  libabsl-dev                       # absl::Status / StatusOr, strings
+  libspdlog-dev                     # logging
+  libyaml-cpp-dev                   # YAML configs and presets
+  libsentencepiece-dev sentencepiece  # SentencePiece tokenizer (+ spm_train for test fixtures)
+  prometheus-cpp-dev                # metrics
+  libgtest-dev libgmock-dev         # tests
+  nlohmann-json3-dev                # JSON (safetensors headers, config.json)
+  libcli11-dev                      # command-line flags
+  python3-torch python3-numpy       # independent reference implementation used by tests only
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install_deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install_deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,193 @@
+#include "server/convert.h"
+
+#include "absl/strings/str_cat.h"
+#include "server/engine/engine.h"
+
+namespace coldcompress {
+namespace {
+
+template <typename T>
+std::vector<T> ToVector(const google::protobuf::RepeatedField<T>& r) {
+  return std::vector<T>(r.begin(), r.end());
+}
+
+std::vector<std::string> ToVector(
+    const google::protobuf::RepeatedPtrField<std::string>& r) {
+  return std::vector<std::string>(r.begin(), r.end());
+}
+
+}  // namespace
+
+absl::StatusOr<PolicySpec> ToPolicySpec(const v1::CachePolicy& p, bool* given) {
+  *given = p.ByteSizeLong() > 0;
+  PolicySpec spec;
+  if (!p.config_name().empty() && p.config_name() != "full") {
+    // TODO(#3): presets from configs/.
+    return absl::InvalidArgumentError(
+        absl::StrCat("config_name: unknown preset \"", p.config_name(),
+                     "\"; known presets: full"));
+  }
+  if (p.strategy_size() > 0) spec.strategy = ToVector(p.strategy());
+  if (!p.strategy_pattern().empty())
+    spec.strategy_pattern = p.strategy_pattern();
+  if (p.prompt_compression_size() > 0) {
+    spec.prompt_compression = ToVector(p.prompt_compression());
+  } else if (p.strategy_size() > 0) {
+    // Unset: each layer's compressor is named like its strategy when one
+    // exists, else "full" (checked by the registry).
+    spec.prompt_compression = spec.strategy;
+  }
+  if (p.max_cache_length_size() > 0)
+    spec.max_cache_length = ToVector(p.max_cache_length());
+  if (!p.length_pattern().empty()) spec.length_pattern = p.length_pattern();
+  if (p.has_global_tokens()) spec.global_tokens = p.global_tokens();
+  if (p.has_recent_window()) spec.recent_window = p.recent_window();
+  if (p.has_history_window_size())
+    spec.history_window_size = p.history_window_size();
+  if (p.has_attn_thresholding()) spec.attn_thresholding = p.attn_thresholding();
+  if (p.has_min_recovery_frac()) spec.min_recovery_frac = p.min_recovery_frac();
+  for (const v1::HybridStrategy& h : p.hybrid_strategies()) {
+    HybridStrategySpec hs;
+    hs.strategy = h.strategy();
+    if (h.has_recent_window()) hs.recent_window = h.recent_window();
+    if (h.has_heavy_hitter_frac()) hs.heavy_hitter_frac = h.heavy_hitter_frac();
+    spec.hybrid_strategies.push_back(hs);
+  }
+  if (p.has_cache_bits()) {
+    // TODO(#3): quantized storage.
+    return absl::InvalidArgumentError(
+        "cache_bits: quantized storage is not available on this server yet");
+  }
+  spec.feed_long_prompts = p.feed_long_prompts();
+  spec.decode_first_token = p.decode_first_token();
+  spec.params.insert(p.params().begin(), p.params().end());
+  return spec;
+}
+
+absl::StatusOr<GenerateInput> ToGenerateInput(const v1::GenerateRequest& r,
+                                              const Engine& engine) {
+  GenerateInput in;
+  switch (r.input_case()) {
+    case v1::GenerateRequest::kPrompt:
+      if (r.prompt().empty())
+        return absl::InvalidArgumentError("prompt: is empty");
+      in.prompt =
+          engine.tokenizer().Encode(r.prompt(), /*add_special_tokens=*/true);
+      break;
+    case v1::GenerateRequest::kPromptTokenIds:
+      in.prompt = ToVector(r.prompt_token_ids().ids());
+      if (in.prompt.empty())
+        return absl::InvalidArgumentError("prompt_token_ids: is empty");
+      break;
+    case v1::GenerateRequest::kMessages:
+      // TODO(#4): chat templates.
+      return absl::UnimplementedError(
+          "messages: this server has no chat template for its model yet; send "
+          "prompt or prompt_token_ids");
+    default:
+      return absl::InvalidArgumentError(
+          "prompt: one of prompt, messages or prompt_token_ids is required");
+  }
+  in.max_new_tokens = r.max_new_tokens();
+  const v1::SamplingParams& s = r.sampling();
+  if (s.has_temperature()) in.sampling.temperature = s.temperature();
+  if (s.has_top_k()) in.sampling.top_k = s.top_k();
+  if (s.has_top_p()) in.sampling.top_p = s.top_p();
+  if (s.has_seed()) in.sampling.seed = s.seed();
+  in.stop = ToVector(r.stop());
+  in.ignore_eos = r.ignore_eos();
+  absl::StatusOr<PolicySpec> spec = ToPolicySpec(r.cache(), &in.policy_given);
+  if (!spec.ok()) return spec.status();
+  in.policy = *std::move(spec);
+  in.policy.seed = in.sampling.seed;
+  in.session_id = r.session_id();
+  return in;
+}
+
+absl::StatusOr<ScoreInput> ToScoreInput(const v1::ScoreRequest& r,
+                                        const Engine& engine) {
+  ScoreInput in;
+  switch (r.context_input_case()) {
+    case v1::ScoreRequest::kContext:
+      if (r.context().empty())
+        return absl::InvalidArgumentError("context: is empty");
+      in.context = engine.tokenizer().Encode(r.context(), true);
+      break;
+    case v1::ScoreRequest::kContextTokenIds:
+      in.context = ToVector(r.context_token_ids().ids());
+      if (in.context.empty()) {
+        return absl::InvalidArgumentError("context_token_ids: is empty");
+      }
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          "context: one of context or context_token_ids is required");
+  }
+  for (int i = 0; i < r.continuations_size(); ++i) {
+    const v1::Continuation& c = r.continuations(i);
+    if (c.input_case() == v1::Continuation::kText) {
+      in.continuations.push_back(engine.tokenizer().Encode(c.text(), false));
+    } else {
+      in.continuations.push_back(ToVector(c.token_ids().ids()));
+    }
+  }
+  bool given = false;
+  absl::StatusOr<PolicySpec> spec = ToPolicySpec(r.cache(), &given);
+  if (!spec.ok()) return spec.status();
+  in.policy = *std::move(spec);
+  return in;
+}
+
+void ToProto(const CacheStatsResult& stats, v1::CacheStats* out) {
+  out->set_compression_ratio(stats.compression_ratio);
+  for (double r : stats.layer_compression_ratio)
+    out->add_layer_compression_ratio(r);
+  out->set_cache_bytes(static_cast<uint64_t>(stats.cache_bytes));
+  out->set_full_cache_bytes(static_cast<uint64_t>(stats.full_cache_bytes));
+}
+
+void ToProto(const GenerateFinal& f, v1::FinalResult* out) {
+  out->set_finish_reason(f.finish_reason);
+  for (int32_t id : f.output_ids) out->add_output_token_ids(id);
+  out->set_text(f.text);
+  out->mutable_usage()->set_prompt_tokens(
+      static_cast<uint32_t>(f.prompt_tokens));
+  out->mutable_usage()->set_completion_tokens(
+      static_cast<uint32_t>(f.completion_tokens));
+  v1::Timings* t = out->mutable_timings();
+  t->set_time_to_first_token_s(f.timings.time_to_first_token_s);
+  t->set_decode_s(f.timings.decode_s);
+  t->set_decode_tokens_per_s(f.timings.decode_tokens_per_s);
+  t->set_queue_s(f.timings.queue_s);
+  t->set_prefill_s(f.timings.prefill_s);
+  ToProto(f.stats, out->mutable_stats());
+}
+
+void ToProto(const SessionSnapshot& s, v1::SessionInfo* out) {
+  out->set_session_id(s.session_id);
+  out->set_tokens_seen(static_cast<uint32_t>(s.tokens_seen));
+  ToProto(s.stats, out->mutable_stats());
+  for (const LayerSnapshot& l : s.layers) {
+    v1::LayerInfo* li = out->add_layers();
+    li->set_strategy(l.strategy);
+    li->set_capacity(static_cast<uint32_t>(l.capacity));
+    li->set_prompt_compression(l.prompt_compression);
+    li->set_recent_window(static_cast<double>(l.recent_window));
+    for (const auto& head : l.head_positions) {
+      v1::HeadPositions* hp = li->add_heads();
+      for (int64_t p : head) hp->add_positions(static_cast<int32_t>(p));
+    }
+  }
+}
+
+void ToProto(const ScoreOutput& o, v1::ScoreResponse* out) {
+  for (const ContinuationResult& c : o.scores) {
+    v1::ContinuationScore* s = out->add_scores();
+    s->set_logprob_sum(c.logprob_sum);
+    for (double lp : c.token_logprobs) s->add_token_logprobs(lp);
+    s->set_is_greedy(c.is_greedy);
+    ToProto(c.stats, s->mutable_stats());
+  }
+}
+
+}  // namespace coldcompress

@@ -1,0 +1,316 @@
+#include "server/engine/engine.h"
+
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+
+#include <list>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+
+namespace coldcompress {
+
+Engine::Engine(std::unique_ptr<LlamaModel> model,
+               std::unique_ptr<Tokenizer> tokenizer,
+               std::unique_ptr<PolicyRegistry> registry,
+               const EngineOptions& options)
+    : model_(std::move(model)),
+      tokenizer_(std::move(tokenizer)),
+      registry_(std::move(registry)),
+      options_(options),
+      context_length_(options.context_length > 0
+                          ? std::min(options.context_length,
+                                     model_->config().max_position_embeddings)
+                          : model_->config().max_position_embeddings),
+      sessions_(options.max_sessions) {
+  context_.model = model_.get();
+  context_.tokenizer = tokenizer_.get();
+  context_.registry = registry_.get();
+  context_.sessions = &sessions_;
+  scheduler_ = std::thread([this] { Loop(); });
+}
+
+Engine::~Engine() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  scheduler_.join();
+}
+
+absl::Status Engine::CheckTokenIds(const std::vector<int32_t>& ids,
+                                   const std::string& field) const {
+  const int64_t vocab = model_->config().vocab_size;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= vocab) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, "[", i, "] = ", ids[i],
+                       " is outside the vocabulary [0, ", vocab, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<RequestHandle>> Engine::Generate(
+    GenerateInput in, GenerateSink sink) {
+  const Clock::time_point submitted = Clock::now();
+  const int64_t s = static_cast<int64_t>(in.prompt.size());
+  if (s == 0) return absl::InvalidArgumentError("prompt: is empty");
+  if (absl::Status st = CheckTokenIds(in.prompt, "prompt_token_ids"); !st.ok())
+    return st;
+  if (in.max_new_tokens <= 0) {
+    return absl::InvalidArgumentError("max_new_tokens: must be > 0");
+  }
+  if (options_.max_new_tokens > 0 &&
+      in.max_new_tokens > options_.max_new_tokens) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "max_new_tokens: ", in.max_new_tokens, " exceeds the server limit ",
+        options_.max_new_tokens, " (max_new_tokens)"));
+  }
+  if (options_.max_prompt_tokens > 0 && s > options_.max_prompt_tokens) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("prompt: ", s, " tokens exceed the server limit ",
+                     options_.max_prompt_tokens, " (max_prompt_tokens)"));
+  }
+  if (absl::Status st = ValidateSampling(in.sampling); !st.ok()) return st;
+
+  std::shared_ptr<Session> session;
+  bool created = false;
+  const bool named = !in.session_id.empty();
+  if (named) {
+    absl::StatusOr<SessionStore::Lease> lease =
+        sessions_.Acquire(in.session_id);
+    if (!lease.ok()) return lease.status();
+    session = lease->session;
+    created = lease->created;
+  } else {
+    session = std::make_shared<Session>("");
+  }
+  auto fail = [&](absl::Status st) -> absl::Status {
+    if (named) sessions_.Release(session, created);
+    return st;
+  };
+
+  int64_t prior = 0;
+  bool initialized = false;
+  PolicySpec spec = in.policy;
+  CachePlan prior_plan;
+  {
+    std::lock_guard<std::mutex> lock(session->mu);
+    initialized = session->initialized();
+    prior = session->tokens_seen();
+    if (initialized) {
+      spec = session->spec;
+      prior_plan = session->plan;
+    }
+  }
+  if (initialized && in.policy_given) {
+    PolicySpec asked = in.policy;
+    asked.seed = spec.seed;
+    if (!(asked == spec)) {
+      return fail(absl::InvalidArgumentError(absl::StrCat(
+          "cache: session \"", in.session_id,
+          "\" keeps the cache policy of its first turn; leave cache empty or "
+          "repeat that policy")));
+    }
+  }
+  if (prior + s >= context_length_) {
+    return fail(absl::InvalidArgumentError(absl::StrCat(
+        "prompt: ", prior > 0 ? absl::StrCat(prior, " session tokens + ") : "",
+        s, " prompt tokens leave no room in the model's context length ",
+        context_length_)));
+  }
+  const int64_t smax = prior + s + in.max_new_tokens;
+  if (smax > context_length_) {
+    return fail(absl::InvalidArgumentError(absl::StrCat(
+        "max_new_tokens: ",
+        prior > 0 ? absl::StrCat(prior, " session tokens + ") : "", s,
+        " prompt tokens + max_new_tokens ", in.max_new_tokens, " = ", smax,
+        " exceed the model's context length ", context_length_)));
+  }
+  absl::StatusOr<CachePlan> plan =
+      ResolveCachePlan(spec, model_->config().num_layers, smax, *registry_);
+  if (!plan.ok()) return fail(plan.status());
+  if (initialized) {
+    // Bounded caches keep their capacity for the session's life; caches that
+    // hold the whole sequence grow to this turn's length.
+    for (size_t i = 0; i < plan->layers.size(); ++i) {
+      const PolicyInfo* info = registry_->FindPolicy(plan->layers[i].strategy);
+      if (info == nullptr || !info->requires_full_length) {
+        plan->layers[i] = prior_plan.layers[i];
+      }
+    }
+  } else {
+    const int64_t prefill = PrefillLength(s, plan->MinCapacity(), spec);
+    if (absl::Status st = registry_->CheckPromptFits(*plan, prefill);
+        !st.ok()) {
+      return fail(st);
+    }
+  }
+
+  auto handle = std::make_shared<RequestHandle>();
+  {
+    std::lock_guard<std::mutex> lock(session->mu);
+    session->request = handle;
+  }
+  in.policy = spec;
+  GenerateTaskOptions options;
+  options.input = std::move(in);
+  options.plan = *std::move(plan);
+  options.session = session;
+  options.session_is_named = named;
+  options.session_created = created;
+  options.handle = handle;
+  options.sink = std::move(sink);
+  options.submitted = submitted;
+  if (absl::Status st = Enqueue(
+          std::make_unique<GenerateTask>(&context_, std::move(options)));
+      !st.ok()) {
+    return fail(st);
+  }
+  return handle;
+}
+
+absl::StatusOr<std::shared_ptr<RequestHandle>> Engine::Score(
+    ScoreInput in, ScoreCallback done) {
+  if (in.context.empty())
+    return absl::InvalidArgumentError("context: is empty");
+  if (absl::Status st = CheckTokenIds(in.context, "context_token_ids");
+      !st.ok())
+    return st;
+  if (in.continuations.empty()) {
+    return absl::InvalidArgumentError(
+        "continuations: at least one is required");
+  }
+  const int64_t s = static_cast<int64_t>(in.context.size());
+  std::vector<CachePlan> plans;
+  for (size_t i = 0; i < in.continuations.size(); ++i) {
+    const std::string field = absl::StrCat("continuations[", i, "]");
+    const auto& c = in.continuations[i];
+    if (c.empty()) return absl::InvalidArgumentError(field + ": is empty");
+    if (absl::Status st = CheckTokenIds(c, field + ".token_ids"); !st.ok())
+      return st;
+    const int64_t smax = s + static_cast<int64_t>(c.size());
+    if (smax > context_length_) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": context ", s, " + continuation ", c.size(),
+                       " tokens exceed "
+                       "the model's context length ",
+                       context_length_));
+    }
+    absl::StatusOr<CachePlan> plan = ResolveCachePlan(
+        in.policy, model_->config().num_layers, smax, *registry_);
+    if (!plan.ok()) return plan.status();
+    const int64_t prefill = PrefillLength(s, plan->MinCapacity(), in.policy);
+    if (absl::Status st = registry_->CheckPromptFits(*plan, prefill); !st.ok())
+      return st;
+    plans.push_back(*std::move(plan));
+  }
+  auto handle = std::make_shared<RequestHandle>();
+  ScoreTaskOptions options;
+  options.input = std::move(in);
+  options.plans = std::move(plans);
+  options.handle = handle;
+  options.done = std::move(done);
+  if (absl::Status st =
+          Enqueue(std::make_unique<ScoreTask>(&context_, std::move(options)));
+      !st.ok()) {
+    return st;
+  }
+  return handle;
+}
+
+absl::StatusOr<SessionSnapshot> Engine::GetSession(const std::string& id,
+                                                   bool include_positions) {
+  std::shared_ptr<Session> session = sessions_.Find(id);
+  if (session == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("session_id \"", id, "\" not found"));
+  }
+  std::lock_guard<std::mutex> lock(session->mu);
+  return session->Snapshot(include_positions);
+}
+
+absl::StatusOr<int64_t> Engine::CloseSession(const std::string& id) {
+  std::shared_ptr<Session> session = sessions_.Remove(id);
+  if (session == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("session_id \"", id, "\" not found"));
+  }
+  std::shared_ptr<RequestHandle> request;
+  int64_t bytes;
+  {
+    std::lock_guard<std::mutex> lock(session->mu);
+    bytes = session->AllocatedBytes();
+    if (session->busy) request = session->request.lock();
+  }
+  if (request != nullptr) request->Cancel();
+  return bytes;
+}
+
+absl::Status Engine::Enqueue(std::unique_ptr<Task> task) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return absl::UnavailableError("the server is shutting down");
+    if (static_cast<int64_t>(active_count_) >= options_.max_queued_requests) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the server already has ", active_count_,
+          " requests queued or running (limit max_queued_requests)"));
+    }
+    ++active_count_;
+    incoming_.push_back(std::move(task));
+  }
+  cv_.notify_one();
+  return absl::OkStatus();
+}
+
+void Engine::Loop() {
+  const int threads =
+      options_.threads > 0
+          ? options_.threads
+          : static_cast<int>(std::thread::hardware_concurrency());
+  at::set_num_threads(std::max(1, threads));
+  c10::InferenceMode inference_mode;
+  std::list<std::unique_ptr<Task>> active;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] {
+        return stopping_ || !incoming_.empty() || !active.empty();
+      });
+      if (stopping_) {
+        while (!incoming_.empty()) {
+          active.push_back(std::move(incoming_.front()));
+          incoming_.pop_front();
+        }
+        break;
+      }
+      while (!incoming_.empty()) {
+        active.push_back(std::move(incoming_.front()));
+        incoming_.pop_front();
+      }
+    }
+    for (auto it = active.begin(); it != active.end();) {
+      bool done;
+      try {
+        done = (*it)->Step();
+      } catch (const std::exception& e) {
+        (*it)->Abort(
+            absl::InternalError(absl::StrCat("model step failed: ", e.what())));
+        done = true;
+      }
+      if (done) {
+        it = active.erase(it);
+        std::lock_guard<std::mutex> lock(mu_);
+        --active_count_;
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& task : active)
+    task->Abort(absl::UnavailableError("the server is shutting down"));
+}
+
+}  // namespace coldcompress

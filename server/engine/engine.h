@@ -1,0 +1,97 @@
+// The engine: owns the model, validates requests, and runs them on one
+// scheduler thread that steps every active request in turn (one model forward
+// per request per round), so concurrent clients all make progress. A batched
+// step can replace the round-robin loop without changing this interface.
+#ifndef COLDCOMPRESS_SERVER_ENGINE_ENGINE_H_
+#define COLDCOMPRESS_SERVER_ENGINE_ENGINE_H_
+
+#include <condition_variable>
+#include <deque>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "policies/registry.h"
+#include "server/engine/generate_task.h"
+#include "server/engine/score_task.h"
+#include "server/engine/session_store.h"
+#include "server/engine/task.h"
+#include "server/engine/types.h"
+#include "server/model/llama.h"
+#include "server/tokenizer/tokenizer.h"
+
+namespace coldcompress {
+
+struct EngineOptions {
+  int64_t max_sessions = 256;
+  int64_t max_queued_requests = 64;  // queued + running
+  int64_t max_prompt_tokens = 0;     // 0: the context length
+  int64_t max_new_tokens = 0;        // 0: the context length
+  int64_t context_length = 0;        // 0: the model's max_position_embeddings
+  int threads = 0;                   // intra-op threads; 0: all cores
+};
+
+class Engine {
+ public:
+  Engine(std::unique_ptr<LlamaModel> model,
+         std::unique_ptr<Tokenizer> tokenizer,
+         std::unique_ptr<PolicyRegistry> registry,
+         const EngineOptions& options);
+  ~Engine();  // cancels what is left and joins the scheduler
+
+  const ModelConfig& model_config() const { return model_->config(); }
+  const LlamaModel& model() const { return *model_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const PolicyRegistry& registry() const { return *registry_; }
+  const EngineOptions& options() const { return options_; }
+  int64_t context_length() const { return context_length_; }
+
+  // Validates and queues a Generate. On error nothing was started. On success
+  // `sink` receives events on the scheduler thread (it must not block): chunks,
+  // then exactly one final result or error.
+  absl::StatusOr<std::shared_ptr<RequestHandle>> Generate(GenerateInput input,
+                                                          GenerateSink sink);
+
+  // Validates and queues a Score; `done` is called once on the scheduler
+  // thread.
+  absl::StatusOr<std::shared_ptr<RequestHandle>> Score(ScoreInput input,
+                                                       ScoreCallback done);
+
+  // NOT_FOUND for an unknown session.
+  absl::StatusOr<SessionSnapshot> GetSession(const std::string& id,
+                                             bool include_positions);
+  // Removes the session (cancelling a request in flight on it) and returns
+  // the cache bytes it held. NOT_FOUND for an unknown session.
+  absl::StatusOr<int64_t> CloseSession(const std::string& id);
+
+  // INVALID_ARGUMENT naming `field` when an id is outside the vocabulary.
+  absl::Status CheckTokenIds(const std::vector<int32_t>& ids,
+                             const std::string& field) const;
+
+  size_t num_sessions() const { return sessions_.size(); }
+
+ private:
+  absl::Status Enqueue(std::unique_ptr<Task> task);
+  void Loop();
+
+  std::unique_ptr<LlamaModel> model_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<PolicyRegistry> registry_;
+  const EngineOptions options_;
+  int64_t context_length_;
+  SessionStore sessions_;
+  EngineContext context_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Task>> incoming_;  // guarded by mu_
+  size_t active_count_ = 0;                     // guarded by mu_
+  bool stopping_ = false;                       // guarded by mu_
+  std::thread scheduler_;
+};
+
+}  // namespace coldcompress
+
+#endif  // COLDCOMPRESS_SERVER_ENGINE_ENGINE_H_

@@ -1,0 +1,194 @@
+#include "server/engine/generate_task.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "server/engine/session_store.h"
+#include "server/tokenizer/tokenizer.h"
+
+namespace coldcompress {
+namespace {
+
+at::Tensor Ids(std::vector<int32_t>::const_iterator begin,
+               std::vector<int32_t>::const_iterator end) {
+  return at::tensor(std::vector<int64_t>(begin, end), at::kLong);
+}
+
+}  // namespace
+
+GenerateTask::GenerateTask(const EngineContext* context,
+                           GenerateTaskOptions options)
+    : context_(context),
+      o_(std::move(options)),
+      sampler_(o_.input.sampling),
+      stream_(context->tokenizer, o_.input.stop) {}
+
+bool GenerateTask::Step() {
+  if (o_.handle->cancelled()) {
+    Finish("cancelled");
+    return true;
+  }
+  bool finished = false;
+  {
+    std::lock_guard<std::mutex> lock(o_.session->mu);
+    switch (stage_) {
+      case Stage::kStart:
+        Start();
+        break;
+      case Stage::kFeed:
+        FeedOne();
+        break;
+      case Stage::kGenerate:
+        finished = GenerateOne();
+        break;
+    }
+  }
+  if (finished) Finish(finish_reason_);
+  return finished;
+}
+
+void GenerateTask::Start() {
+  started_ = Clock::now();
+  Session& s = *o_.session;
+  LlamaModel& model = *context_->model;
+  const std::vector<int32_t>& prompt = o_.input.prompt;
+  if (!s.initialized()) {
+    // First turn: policies.md 1.2 and 5.
+    auto layers =
+        BuildCacheLayers(*context_->registry, model, o_.input.policy, o_.plan);
+    if (!layers.ok()) throw std::runtime_error(layers.status().ToString());
+    s.spec = o_.input.policy;
+    s.plan = o_.plan;
+    s.layers = *std::move(layers);
+    const int64_t n = PrefillLength(static_cast<int64_t>(prompt.size()),
+                                    o_.plan.MinCapacity(), s.spec);
+    logits_ = model.Prefill(Ids(prompt.begin(), prompt.begin() + n),
+                            LayerPointers(s.layers));
+    s.history.assign(prompt.begin(), prompt.begin() + n);
+    feed_.assign(prompt.begin() + n, prompt.end());
+  } else {
+    // A later turn: the last generated token and the new prompt go in after
+    // the cached ones; caches that hold the whole sequence grow first.
+    for (size_t i = 0; i < s.layers.size(); ++i) {
+      s.layers[i]->Grow(o_.plan.layers[i].capacity);
+    }
+    s.plan = o_.plan;
+    std::vector<int32_t> tokens;
+    if (s.pending) tokens.push_back(*s.pending);
+    s.pending.reset();
+    tokens.insert(tokens.end(), prompt.begin(), prompt.end());
+    const int64_t n = static_cast<int64_t>(tokens.size());
+    const std::vector<CacheLayer*> layers = LayerPointers(s.layers);
+    const bool bulk =
+        std::all_of(layers.begin(), layers.end(),
+                    [&](CacheLayer* l) { return l->CanAppend(n); });
+    if (bulk) {
+      logits_ = model.Append(Ids(tokens.begin(), tokens.end()),
+                             s.next_position(), layers);
+      s.history.insert(s.history.end(), tokens.begin(), tokens.end());
+    } else {
+      feed_ = std::move(tokens);
+    }
+  }
+  stage_ = feed_.empty() ? Stage::kGenerate : Stage::kFeed;
+  if (feed_.empty()) prefill_done_ = Clock::now();
+}
+
+void GenerateTask::FeedOne() {
+  Session& s = *o_.session;
+  const int32_t token = feed_[fed_++];
+  logits_ = context_->model->Decode(token, s.next_position(),
+                                    LayerPointers(s.layers));
+  s.history.push_back(token);
+  if (fed_ == feed_.size()) {
+    stage_ = Stage::kGenerate;
+    prefill_done_ = Clock::now();
+  }
+}
+
+bool GenerateTask::IsEos(int32_t token) const {
+  const auto& eos = context_->model->config().eos_token_ids;
+  if (eos.empty()) return token == context_->tokenizer->eos_id();
+  return std::find(eos.begin(), eos.end(), token) != eos.end();
+}
+
+bool GenerateTask::GenerateOne() {
+  Session& s = *o_.session;
+  const int32_t token = static_cast<int32_t>(sampler_.Sample(logits_));
+  last_token_ = Clock::now();
+  if (output_.empty()) first_token_ = last_token_;
+  output_.push_back(token);
+
+  GenerateEvent event;
+  event.token_ids = {token};
+  const bool eos = !o_.input.ignore_eos && IsEos(token);
+  if (!eos) event.text = stream_.Push(token);
+  bool finished = true;
+  if (eos || stream_.stopped()) {
+    finish_reason_ = "stop";
+  } else if (static_cast<int64_t>(output_.size()) >= o_.input.max_new_tokens) {
+    finish_reason_ = "length";
+  } else {
+    finished = false;
+  }
+  o_.sink(std::move(event));
+  if (finished) {
+    s.pending = token;
+    return true;
+  }
+  logits_ = context_->model->Decode(token, s.next_position(),
+                                    LayerPointers(s.layers));
+  s.history.push_back(token);
+  return false;
+}
+
+void GenerateTask::Finish(const std::string& reason) {
+  const std::string tail = stream_.Finish();
+  if (!tail.empty()) {
+    GenerateEvent event;
+    event.text = tail;
+    o_.sink(std::move(event));
+  }
+  GenerateFinal f;
+  f.finish_reason = reason;
+  f.output_ids = output_;
+  f.text = stream_.text();
+  f.prompt_tokens = static_cast<int64_t>(o_.input.prompt.size());
+  f.completion_tokens = static_cast<int64_t>(output_.size());
+  const Clock::time_point started =
+      started_ == Clock::time_point() ? Clock::now() : started_;
+  f.timings.queue_s = Seconds(o_.submitted, started);
+  if (prefill_done_ != Clock::time_point()) {
+    f.timings.prefill_s = Seconds(started, prefill_done_);
+  }
+  if (!output_.empty()) {
+    f.timings.time_to_first_token_s = Seconds(o_.submitted, first_token_);
+    f.timings.decode_s = Seconds(first_token_, last_token_);
+    if (output_.size() > 1 && f.timings.decode_s > 0) {
+      f.timings.decode_tokens_per_s =
+          static_cast<double>(output_.size() - 1) / f.timings.decode_s;
+    }
+  }
+  bool initialized;
+  {
+    std::lock_guard<std::mutex> lock(o_.session->mu);
+    f.stats = o_.session->Stats();
+    initialized = o_.session->initialized();
+  }
+  if (o_.session_is_named) {
+    context_->sessions->Release(o_.session, o_.session_created && !initialized);
+  }
+  GenerateEvent event;
+  event.final = std::move(f);
+  o_.sink(std::move(event));
+}
+
+void GenerateTask::Abort(const absl::Status& status) {
+  // The caches may be half-updated: a named session is dropped.
+  if (o_.session_is_named) context_->sessions->Release(o_.session, true);
+  GenerateEvent event;
+  event.status = status;
+  o_.sink(std::move(event));
+}
+
+}  // namespace coldcompress

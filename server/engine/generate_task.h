@@ -1,0 +1,62 @@
+// The steps of one Generate request: set up or continue the session's caches,
+// prefill, feed the rest of the prompt, then sample and decode token by token.
+#ifndef COLDCOMPRESS_SERVER_ENGINE_GENERATE_TASK_H_
+#define COLDCOMPRESS_SERVER_ENGINE_GENERATE_TASK_H_
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "server/engine/session.h"
+#include "server/engine/task.h"
+#include "server/engine/text_stream.h"
+#include "server/engine/types.h"
+#include "server/model/sampling.h"
+
+namespace coldcompress {
+
+using GenerateSink = std::function<void(GenerateEvent)>;
+
+struct GenerateTaskOptions {
+  GenerateInput input;
+  CachePlan plan;  // resolved for this turn
+  std::shared_ptr<Session> session;
+  bool session_is_named = false;  // false: one-shot, dropped at the end
+  bool session_created = false;   // this request created the named session
+  std::shared_ptr<RequestHandle> handle;
+  GenerateSink sink;
+  Clock::time_point submitted;
+};
+
+class GenerateTask final : public Task {
+ public:
+  GenerateTask(const EngineContext* context, GenerateTaskOptions options);
+
+  bool Step() override;
+  void Abort(const absl::Status& status) override;
+
+ private:
+  enum class Stage { kStart, kFeed, kGenerate };
+
+  void Start();        // REQUIRES: session mu held
+  void FeedOne();      // REQUIRES: session mu held
+  bool GenerateOne();  // REQUIRES: session mu held; true when finished
+  void Finish(const std::string& reason);
+  bool IsEos(int32_t token) const;
+
+  const EngineContext* context_;
+  GenerateTaskOptions o_;
+  Stage stage_ = Stage::kStart;
+  Sampler sampler_;
+  TextStream stream_;
+  std::vector<int32_t> feed_;  // prompt tokens left to feed one by one
+  size_t fed_ = 0;
+  at::Tensor logits_;  // [V] for the next token
+  std::vector<int32_t> output_;
+  std::string finish_reason_;
+  Clock::time_point started_, prefill_done_, first_token_, last_token_;
+};
+
+}  // namespace coldcompress
+
+#endif  // COLDCOMPRESS_SERVER_ENGINE_GENERATE_TASK_H_

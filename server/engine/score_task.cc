@@ -1,0 +1,76 @@
+#include "server/engine/score_task.h"
+
+#include <stdexcept>
+
+namespace coldcompress {
+
+ScoreTask::ScoreTask(const EngineContext* context, ScoreTaskOptions options)
+    : context_(context), o_(std::move(options)) {}
+
+void ScoreTask::StartContinuation() {
+  LlamaModel& model = *context_->model;
+  const CachePlan& plan = o_.plans[current_];
+  if (base_.empty() || !(base_plan_ == plan)) {
+    auto layers =
+        BuildCacheLayers(*context_->registry, model, o_.input.policy, plan);
+    if (!layers.ok()) throw std::runtime_error(layers.status().ToString());
+    base_ = *std::move(layers);
+    base_plan_ = plan;
+    const std::vector<int32_t>& ctx = o_.input.context;
+    const int64_t n = PrefillLength(static_cast<int64_t>(ctx.size()),
+                                    plan.MinCapacity(), o_.input.policy);
+    const std::vector<CacheLayer*> ptrs = LayerPointers(base_);
+    base_logits_ = model.Prefill(
+        at::tensor(std::vector<int64_t>(ctx.begin(), ctx.begin() + n),
+                   at::kLong),
+        ptrs);
+    // The rest of the context (policies.md 5) goes through decode steps.
+    // TODO(#9): feed these one scheduler step at a time.
+    for (size_t i = n; i < ctx.size(); ++i) {
+      base_logits_ = model.Decode(ctx[i], static_cast<int64_t>(i), ptrs);
+    }
+    base_position_ = static_cast<int64_t>(ctx.size());
+  }
+  working_.clear();
+  for (const auto& layer : base_) working_.push_back(layer->Clone());
+  logits_ = base_logits_;
+  position_ = base_position_;
+  index_ = 0;
+  output_.scores.emplace_back();
+}
+
+bool ScoreTask::Step() {
+  if (o_.handle->cancelled()) {
+    o_.done(absl::CancelledError("the request was cancelled"));
+    return true;
+  }
+  if (index_ == 0 && output_.scores.size() == current_) StartContinuation();
+  const std::vector<int32_t>& cont = o_.input.continuations[current_];
+  ContinuationResult& result = output_.scores.back();
+  // log-prob of cont[index_] given everything before it.
+  const int32_t token = cont[index_];
+  const at::Tensor logprobs = logits_.to(at::kCPU, at::kDouble).log_softmax(0);
+  const double lp = logprobs[token].item<double>();
+  result.token_logprobs.push_back(lp);
+  result.logprob_sum += lp;
+  if (logits_.argmax().item<int64_t>() != token) result.is_greedy = false;
+  ++index_;
+  if (index_ < cont.size()) {
+    logits_ =
+        context_->model->Decode(token, position_++, LayerPointers(working_));
+    return false;
+  }
+  // Tokens seen: the context and the whole continuation (its last token is
+  // not fed to the cache).
+  result.stats = ComputeCacheStats(LayerPointers(working_), position_ + 1);
+  working_.clear();
+  index_ = 0;
+  ++current_;
+  if (current_ < o_.input.continuations.size()) return false;
+  o_.done(std::move(output_));
+  return true;
+}
+
+void ScoreTask::Abort(const absl::Status& status) { o_.done(status); }
+
+}  // namespace coldcompress

@@ -1,0 +1,106 @@
+// coldcompress-server: serves a Hugging Face checkpoint over gRPC with a
+// per-request compressed KV cache.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+
+#include "server/config.h"
+#include "server/server.h"
+#include "server/version.h"
+
+namespace {
+
+// Registers a flag that overrides a config field when given.
+template <typename T>
+void Flag(CLI::App& app, std::vector<std::function<void()>>& apply,
+          coldcompress::ServerConfig& config, const std::string& name,
+          T coldcompress::ServerConfig::*field, const std::string& help) {
+  auto value = std::make_shared<T>();
+  CLI::Option* option = app.add_option("--" + name, *value, help);
+  apply.push_back([option, value, &config, field] {
+    if (option->count() > 0) config.*field = *value;
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using coldcompress::ServerConfig;
+  CLI::App app{"ColdCompress inference server"};
+  std::string config_path;
+  app.add_option(
+      "--config", config_path,
+      "YAML server config (default: configs/server.yaml when present)");
+  ServerConfig config;
+  std::vector<std::function<void()>> apply;
+  Flag(app, apply, config, "model_dir", &ServerConfig::model_dir,
+       "Hugging Face checkpoint directory");
+  Flag(app, apply, config, "device", &ServerConfig::device,
+       "cpu | cuda | cuda:N");
+  Flag(app, apply, config, "dtype", &ServerConfig::dtype,
+       "auto | float32 | bfloat16 | float16");
+  Flag(app, apply, config, "listen", &ServerConfig::listen,
+       "gRPC address, e.g. 127.0.0.1:50051");
+  Flag(app, apply, config, "threads", &ServerConfig::threads,
+       "intra-op threads (0 = all cores)");
+  Flag(app, apply, config, "log_level", &ServerConfig::log_level,
+       "trace|debug|info|warn|error");
+  Flag(app, apply, config, "max_sessions", &ServerConfig::max_sessions,
+       "named sessions held at once");
+  Flag(app, apply, config, "max_queued_requests",
+       &ServerConfig::max_queued_requests, "requests queued or running");
+  Flag(app, apply, config, "max_prompt_tokens",
+       &ServerConfig::max_prompt_tokens,
+       "prompt token limit (0 = context length)");
+  Flag(app, apply, config, "max_new_tokens", &ServerConfig::max_new_tokens,
+       "max_new_tokens limit (0 = context length)");
+  Flag(app, apply, config, "context_length", &ServerConfig::context_length,
+       "context length cap (0 = the model's)");
+  Flag(app, apply, config, "max_message_bytes",
+       &ServerConfig::max_message_bytes, "gRPC message size limit");
+  app.set_version_flag("--version", coldcompress::kVersion);
+  CLI11_PARSE(app, argc, argv);
+
+  if (config_path.empty() && std::filesystem::exists("configs/server.yaml")) {
+    config_path = "configs/server.yaml";
+  }
+  if (!config_path.empty()) {
+    absl::StatusOr<ServerConfig> loaded =
+        coldcompress::LoadServerConfig(config_path);
+    if (!loaded.ok()) {
+      std::cerr << "error: " << loaded.status().message() << "\n";
+      return 2;
+    }
+    config = *loaded;
+  }
+  for (const auto& f : apply) f();
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+
+  // Signals are taken synchronously by sigwait below; block them in every
+  // thread (gRPC's threads inherit the mask).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<coldcompress::Server>> server =
+      coldcompress::Server::Start(config);
+  if (!server.ok()) {
+    spdlog::error("{}", server.status().ToString());
+    return 1;
+  }
+  if (absl::Status s = (*server)->LoadModel(); !s.ok()) {
+    spdlog::error("cannot load the model: {}", s.ToString());
+    return 1;
+  }
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  spdlog::info("signal {}: shutting down", signal_number);
+  (*server)->Shutdown(5.0);
+  return 0;
+}

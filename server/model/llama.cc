@@ -1,0 +1,145 @@
+#include "server/model/llama.h"
+
+#include "absl/strings/str_cat.h"
+#include "policies/attention.h"
+
+namespace coldcompress {
+namespace {
+
+// Hugging Face LlamaRMSNorm: normalise in float32, scale in the model dtype.
+at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  const at::Tensor xf = x.to(at::kFloat);
+  const at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+at::Tensor Linear(const at::Tensor& x, const at::Tensor& w,
+                  const at::Tensor& b) {
+  return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
+}
+
+at::Tensor Mlp(const at::Tensor& x, const LayerWeights& l) {
+  const at::Tensor gate = at::silu(Linear(x, l.w_gate, l.b_gate));
+  return Linear(gate * Linear(x, l.w_up, l.b_up), l.w_down, l.b_down);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(
+    const std::string& dir, at::ScalarType dtype, at::Device device) {
+  absl::StatusOr<ModelConfig> config = LoadModelConfig(dir);
+  if (!config.ok()) return config.status();
+  absl::StatusOr<ModelWeights> weights =
+      LoadModelWeights(dir, *config, dtype, device);
+  if (!weights.ok()) return weights.status();
+  return std::make_unique<LlamaModel>(*std::move(config), *std::move(weights),
+                                      device);
+}
+
+LlamaModel::LlamaModel(ModelConfig config, ModelWeights weights,
+                       at::Device device)
+    : config_(std::move(config)),
+      weights_(std::move(weights)),
+      device_(device),
+      dtype_(weights_.embed.scalar_type()),
+      rope_(config_, device) {}
+
+at::Tensor LlamaModel::Trunk(at::Tensor x, const at::Tensor& positions,
+                             const AttendFn& attend) const {
+  const int64_t b = x.size(0), s = x.size(1);
+  const int64_t hq = config_.num_heads, h = config_.num_kv_heads;
+  const int64_t d = config_.head_dim;
+  const auto [cos, sin] = rope_.CosSin(positions, dtype_);  // [S, d]
+  for (int64_t i = 0; i < config_.num_layers; ++i) {
+    const LayerWeights& l = weights_.layers[i];
+    const at::Tensor hidden = RmsNorm(x, l.input_norm, config_.rms_norm_eps);
+    // q: [B, Hq, S, d]; k, v: [B, H, S, d]
+    at::Tensor q =
+        Linear(hidden, l.wq, l.bq).view({b, s, hq, d}).transpose(1, 2);
+    at::Tensor k =
+        Linear(hidden, l.wk, l.bk).view({b, s, h, d}).transpose(1, 2);
+    const at::Tensor v = Linear(hidden, l.wv, l.bv)
+                             .view({b, s, h, d})
+                             .transpose(1, 2)
+                             .contiguous();
+    q = Rope::Apply(q, cos, sin).contiguous();
+    k = Rope::Apply(k, cos, sin).contiguous();
+    const at::Tensor out = attend(i, q, k, v);  // [B, Hq, S, d]
+    x = x + Linear(out.transpose(1, 2).reshape({b, s, hq * d}), l.wo, l.bo);
+    x = x + Mlp(RmsNorm(x, l.post_norm, config_.rms_norm_eps), l);
+  }
+  return RmsNorm(x, weights_.norm, config_.rms_norm_eps);
+}
+
+at::Tensor LlamaModel::LastLogits(const at::Tensor& hidden) const {
+  // hidden: [1, S, D] -> logits of the last position [V]
+  const at::Tensor last = hidden.select(0, 0).select(0, hidden.size(1) - 1);
+  return at::matmul(weights_.lm_head, last).to(at::kFloat);
+}
+
+at::Tensor LlamaModel::Prefill(const at::Tensor& tokens,
+                               std::span<CacheLayer* const> layers) {
+  const at::Tensor ids = tokens.to(device_, at::kLong);
+  const at::Tensor positions = at::arange(
+      ids.size(0), at::TensorOptions().dtype(at::kLong).device(device_));
+  const at::Tensor x = weights_.embed.index_select(0, ids).unsqueeze(0);
+  return LastLogits(
+      Trunk(x, positions,
+            [&](int64_t l, const at::Tensor& q, const at::Tensor& k,
+                const at::Tensor& v) {
+              return layers[l]->Prefill(q[0], k[0], v[0]).unsqueeze(0);
+            }));
+}
+
+at::Tensor LlamaModel::Append(const at::Tensor& tokens, int64_t first_position,
+                              std::span<CacheLayer* const> layers) {
+  const at::Tensor ids = tokens.to(device_, at::kLong);
+  const at::Tensor positions =
+      at::arange(first_position, first_position + ids.size(0),
+                 at::TensorOptions().dtype(at::kLong).device(device_));
+  const at::Tensor x = weights_.embed.index_select(0, ids).unsqueeze(0);
+  return LastLogits(Trunk(
+      x, positions,
+      [&](int64_t l, const at::Tensor& q, const at::Tensor& k,
+          const at::Tensor& v) {
+        return layers[l]->Append(q[0], k[0], v[0], first_position).unsqueeze(0);
+      }));
+}
+
+at::Tensor LlamaModel::Decode(int64_t token, int64_t position,
+                              std::span<CacheLayer* const> layers) {
+  const at::Tensor ids = at::full(
+      {1}, token, at::TensorOptions().dtype(at::kLong).device(device_));
+  const at::Tensor positions = at::full(
+      {1}, position, at::TensorOptions().dtype(at::kLong).device(device_));
+  const at::Tensor x = weights_.embed.index_select(0, ids).unsqueeze(0);
+  return LastLogits(
+      Trunk(x, positions,
+            [&](int64_t l, const at::Tensor& q, const at::Tensor& k,
+                const at::Tensor& v) {
+              return layers[l]->Decode(q[0], k[0], v[0], position).unsqueeze(0);
+            }));
+}
+
+at::Tensor LlamaModel::Forward(const at::Tensor& tokens) const {
+  const at::Tensor ids = tokens.to(device_, at::kLong);
+  const int64_t b = ids.size(0), s = ids.size(1);
+  const at::Tensor positions =
+      at::arange(s, at::TensorOptions().dtype(at::kLong).device(device_));
+  const at::Tensor x =
+      weights_.embed.index_select(0, ids.view({-1})).view({b, s, -1});
+  const at::Tensor mask = CausalMask(s, device_);
+  const at::Tensor hidden =
+      Trunk(x, positions,
+            [&](int64_t, const at::Tensor& q, const at::Tensor& k,
+                const at::Tensor& v) {
+              std::vector<at::Tensor> outs;
+              for (int64_t i = 0; i < b; ++i) {
+                outs.push_back(Attend(q[i], k[i], v[i], mask, false).output);
+              }
+              return at::stack(outs);
+            });
+  return at::matmul(hidden, weights_.lm_head.t());
+}
+
+}  // namespace coldcompress

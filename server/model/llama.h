@@ -1,0 +1,76 @@
+// The Llama-family causal LM (Llama-2/3/3.1, Mistral-style, Qwen2): RMSNorm,
+// RoPE at absolute positions, grouped-query attention, SwiGLU. The KV cache
+// plugs in at one seam: each layer's attention is run by its CacheLayer.
+#ifndef COLDCOMPRESS_SERVER_MODEL_LLAMA_H_
+#define COLDCOMPRESS_SERVER_MODEL_LLAMA_H_
+
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "policies/cache_layer.h"
+#include "server/model/checkpoint.h"
+#include "server/model/rope.h"
+
+namespace coldcompress {
+
+class LlamaModel {
+ public:
+  // Loads a Hugging Face checkpoint directory in `dtype` on `device`.
+  static absl::StatusOr<std::unique_ptr<LlamaModel>> Load(
+      const std::string& dir, at::ScalarType dtype, at::Device device);
+
+  // REQUIRES: weights match config, on `device` in one dtype.
+  LlamaModel(ModelConfig config, ModelWeights weights, at::Device device);
+
+  const ModelConfig& config() const { return config_; }
+  at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const { return device_; }
+  ModelWeights& weights() { return weights_; }
+
+  // Prefill of a prompt at positions 0..S-1 through each layer's cache
+  // (policies.md 1.2). tokens: [S] int64. Returns the last position's logits
+  // [V] in float32.
+  at::Tensor Prefill(const at::Tensor& tokens,
+                     std::span<CacheLayer* const> layers);
+
+  // n tokens at first_position.. appended in bulk to every layer's cache.
+  // REQUIRES: every layer CanAppend(n). Returns the last logits [V] float32.
+  at::Tensor Append(const at::Tensor& tokens, int64_t first_position,
+                    std::span<CacheLayer* const> layers);
+
+  // One token at `position` (policies.md 1.3). Returns logits [V] float32.
+  at::Tensor Decode(int64_t token, int64_t position,
+                    std::span<CacheLayer* const> layers);
+
+  // Cache-free causal forward of a batch (training, checks).
+  // tokens: [B, S] int64 at positions 0..S-1. Returns logits [B, S, V] in
+  // the model dtype.
+  at::Tensor Forward(const at::Tensor& tokens) const;
+
+ private:
+  // Attention of layer l: q [B, Hq, S, d], k, v [B, H, S, d] -> [B, Hq, S, d].
+  using AttendFn =
+      std::function<at::Tensor(int64_t layer, const at::Tensor& q,
+                               const at::Tensor& k, const at::Tensor& v)>;
+
+  // The transformer trunk: x [B, S, D] hidden states at `positions` [S]
+  // through every layer and the final norm.
+  at::Tensor Trunk(at::Tensor x, const at::Tensor& positions,
+                   const AttendFn& attend) const;
+  at::Tensor LastLogits(const at::Tensor& hidden) const;
+
+  ModelConfig config_;
+  ModelWeights weights_;
+  at::Device device_;
+  at::ScalarType dtype_;
+  Rope rope_;
+};
+
+}  // namespace coldcompress
+
+#endif  // COLDCOMPRESS_SERVER_MODEL_LLAMA_H_

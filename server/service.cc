@@ -1,0 +1,311 @@
+#include "server/service.h"
+
+#include <deque>
+#include <memory>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "server/convert.h"
+#include "server/engine/engine.h"
+#include "server/model/checkpoint.h"
+#include "server/status.h"
+
+namespace coldcompress {
+namespace {
+
+const grpc::Status kLoading(
+    grpc::StatusCode::UNAVAILABLE,
+    "the server is starting: the model is not loaded yet");
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const grpc::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
+// Streams one Generate: engine events are queued and written one at a time;
+// chunks that pile up while a write is in flight are merged.
+class GenerateReactor final
+    : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+ public:
+  GenerateReactor(Engine* engine, const v1::GenerateRequest* request)
+      : state_(std::make_shared<State>()) {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->reactor = this;
+    absl::StatusOr<GenerateInput> input = ToGenerateInput(*request, *engine);
+    if (!input.ok()) {
+      FinishLocked(ToGrpcStatus(input.status()));
+      return;
+    }
+    absl::StatusOr<std::shared_ptr<RequestHandle>> handle = engine->Generate(
+        *std::move(input), [state = state_](GenerateEvent event) {
+          Deliver(state, std::move(event));
+        });
+    if (!handle.ok()) {
+      FinishLocked(ToGrpcStatus(handle.status()));
+      return;
+    }
+    handle_ = *std::move(handle);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->queue.pop_front();
+    state_->writing = false;
+    if (!ok) {
+      if (handle_) handle_->Cancel();
+      FinishLocked(
+          grpc::Status(grpc::StatusCode::CANCELLED, "the stream broke"));
+      return;
+    }
+    WriteNextLocked();
+  }
+
+  void OnCancel() override {
+    if (handle_) handle_->Cancel();
+  }
+
+  void OnDone() override {
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->reactor = nullptr;
+    }
+    if (handle_) handle_->Cancel();  // no-op when the request has finished
+    delete this;
+  }
+
+ private:
+  struct State {
+    std::mutex mu;
+    GenerateReactor* reactor = nullptr;      // null once the call is done
+    std::deque<v1::GenerateResponse> queue;  // front is in flight when writing
+    bool writing = false;
+    bool ended = false;  // a final result or error was queued
+    grpc::Status end_status;
+    bool finish_called = false;
+  };
+
+  // Runs on the scheduler thread.
+  static void Deliver(const std::shared_ptr<State>& state,
+                      GenerateEvent event) {
+    std::lock_guard<std::mutex> lock(state->mu);
+    if (state->reactor == nullptr || state->ended) return;
+    if (!event.status.ok()) {
+      state->ended = true;
+      state->end_status = ToGrpcStatus(event.status);
+    } else if (event.final) {
+      v1::GenerateResponse response;
+      ToProto(*event.final, response.mutable_final());
+      state->queue.push_back(std::move(response));
+      state->ended = true;
+    } else {
+      const bool mergeable = !state->queue.empty() &&
+                             !(state->writing && state->queue.size() == 1) &&
+                             state->queue.back().has_chunk();
+      if (!mergeable) state->queue.emplace_back();
+      v1::TokenChunk* chunk = state->queue.back().mutable_chunk();
+      for (int32_t id : event.token_ids) chunk->add_token_ids(id);
+      chunk->mutable_text()->append(event.text);
+    }
+    state->reactor->WriteNextLocked();
+  }
+
+  // REQUIRES: state_->mu held.
+  void WriteNextLocked() {
+    if (state_->writing || state_->finish_called) return;
+    if (!state_->queue.empty()) {
+      state_->writing = true;
+      StartWrite(&state_->queue.front());
+    } else if (state_->ended) {
+      FinishLocked(state_->end_status);
+    }
+  }
+
+  // REQUIRES: state_->mu held.
+  void FinishLocked(const grpc::Status& status) {
+    if (state_->finish_called) return;
+    state_->finish_called = true;
+    Finish(status);
+  }
+
+  std::shared_ptr<State> state_;
+  std::shared_ptr<RequestHandle> handle_;
+};
+
+// Score runs on the scheduler; the reactor finishes when it is done and
+// cancels it when the client goes away.
+class ScoreReactor final : public grpc::ServerUnaryReactor {
+ public:
+  ScoreReactor(Engine* engine, const v1::ScoreRequest* request,
+               v1::ScoreResponse* response) {
+    absl::StatusOr<ScoreInput> input = ToScoreInput(*request, *engine);
+    if (!input.ok()) {
+      Finish(ToGrpcStatus(input.status()));
+      return;
+    }
+    absl::StatusOr<std::shared_ptr<RequestHandle>> handle = engine->Score(
+        *std::move(input), [this, response](absl::StatusOr<ScoreOutput> out) {
+          if (out.ok()) ToProto(*out, response);
+          Finish(ToGrpcStatus(out.status()));
+        });
+    if (!handle.ok()) {
+      Finish(ToGrpcStatus(handle.status()));
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    handle_ = *std::move(handle);
+  }
+
+  void OnCancel() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (handle_) handle_->Cancel();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  std::mutex mu_;
+  std::shared_ptr<RequestHandle> handle_;
+};
+
+}  // namespace
+
+void ColdCompressService::SetEngine(Engine* engine, ServiceInfo info) {
+  info_ = std::move(info);
+  engine_.store(engine);
+}
+
+grpc::ServerWriteReactor<v1::GenerateResponse>* ColdCompressService::Generate(
+    grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+  Engine* engine = engine_.load();
+  if (engine == nullptr) {
+    class Unavailable final
+        : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+     public:
+      Unavailable() { Finish(kLoading); }
+      void OnDone() override { delete this; }
+    };
+    return new Unavailable();
+  }
+  return new GenerateReactor(engine, request);
+}
+
+grpc::ServerUnaryReactor* ColdCompressService::Score(
+    grpc::CallbackServerContext* context, const v1::ScoreRequest* request,
+    v1::ScoreResponse* response) {
+  Engine* engine = engine_.load();
+  if (engine == nullptr) return FinishNow(context, kLoading);
+  return new ScoreReactor(engine, request, response);
+}
+
+grpc::ServerUnaryReactor* ColdCompressService::Tokenize(
+    grpc::CallbackServerContext* context, const v1::TokenizeRequest* request,
+    v1::TokenizeResponse* response) {
+  Engine* engine = engine_.load();
+  if (engine == nullptr) return FinishNow(context, kLoading);
+  const Tokenizer& tokenizer = engine->tokenizer();
+  for (int32_t id :
+       tokenizer.Encode(request->text(), request->add_special_tokens())) {
+    response->add_token_ids(id);
+    response->add_pieces(tokenizer.Piece(id));
+  }
+  return FinishNow(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* ColdCompressService::ListPolicies(
+    grpc::CallbackServerContext* context, const v1::ListPoliciesRequest*,
+    v1::ListPoliciesResponse* response) {
+  Engine* engine = engine_.load();
+  if (engine == nullptr) return FinishNow(context, kLoading);
+  for (const PolicyInfo* p : engine->registry().Policies()) {
+    v1::PolicyDescription* d = response->add_policies();
+    d->set_name(p->name);
+    d->set_head_specific(p->head_specific);
+    d->set_needs_attention(p->needs_attention);
+    d->set_description(p->description);
+    for (const ParamInfo& param : p->params) {
+      v1::PolicyParameter* pp = d->add_parameters();
+      pp->set_name(param.name);
+      pp->set_type(param.type);
+      pp->set_default_value(param.default_value);
+      pp->set_description(param.description);
+    }
+  }
+  for (const CompressorInfo* c : engine->registry().Compressors()) {
+    v1::CompressorDescription* d = response->add_prompt_compressors();
+    d->set_name(c->name);
+    d->set_head_specific(c->head_specific);
+    d->set_description(c->description);
+  }
+  // TODO(#3): presets from configs/.
+  v1::Preset* full = response->add_presets();
+  full->set_name("full");
+  full->mutable_policy()->add_strategy("full");
+  full->mutable_policy()->add_prompt_compression("full");
+  full->mutable_policy()->add_max_cache_length(1.0);
+  return FinishNow(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* ColdCompressService::GetSession(
+    grpc::CallbackServerContext* context, const v1::GetSessionRequest* request,
+    v1::SessionInfo* response) {
+  Engine* engine = engine_.load();
+  if (engine == nullptr) return FinishNow(context, kLoading);
+  if (request->session_id().empty()) {
+    return FinishNow(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                           "session_id: is empty"));
+  }
+  absl::StatusOr<SessionSnapshot> snapshot =
+      engine->GetSession(request->session_id(), request->include_positions());
+  if (snapshot.ok()) ToProto(*snapshot, response);
+  return FinishNow(context, ToGrpcStatus(snapshot.status()));
+}
+
+grpc::ServerUnaryReactor* ColdCompressService::CloseSession(
+    grpc::CallbackServerContext* context,
+    const v1::CloseSessionRequest* request,
+    v1::CloseSessionResponse* response) {
+  Engine* engine = engine_.load();
+  if (engine == nullptr) return FinishNow(context, kLoading);
+  if (request->session_id().empty()) {
+    return FinishNow(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                           "session_id: is empty"));
+  }
+  absl::StatusOr<int64_t> freed = engine->CloseSession(request->session_id());
+  if (freed.ok()) response->set_freed_bytes(static_cast<uint64_t>(*freed));
+  return FinishNow(context, ToGrpcStatus(freed.status()));
+}
+
+grpc::ServerUnaryReactor* ColdCompressService::GetServerInfo(
+    grpc::CallbackServerContext* context, const v1::GetServerInfoRequest*,
+    v1::ServerInfo* response) {
+  Engine* engine = engine_.load();
+  if (engine == nullptr) return FinishNow(context, kLoading);
+  const ModelConfig& c = engine->model_config();
+  response->set_model_name(info_.model_name);
+  response->set_architecture(c.architecture);
+  response->set_dtype(DtypeName(engine->model().dtype()));
+  response->set_device(info_.device);
+  response->set_context_length(static_cast<uint32_t>(engine->context_length()));
+  response->set_vocab_size(static_cast<uint32_t>(c.vocab_size));
+  response->set_default_policy("full");
+  response->set_version(info_.version);
+  response->set_num_layers(static_cast<uint32_t>(c.num_layers));
+  response->set_num_kv_heads(static_cast<uint32_t>(c.num_kv_heads));
+  response->set_head_dim(static_cast<uint32_t>(c.head_dim));
+  for (int64_t id : c.eos_token_ids)
+    response->add_eos_token_ids(static_cast<int32_t>(id));
+  response->set_bos_token_id(static_cast<int32_t>(c.bos_token_id));
+  const EngineOptions& o = engine->options();
+  v1::Limits* limits = response->mutable_limits();
+  limits->set_max_sessions(static_cast<uint32_t>(o.max_sessions));
+  limits->set_max_queued_requests(static_cast<uint32_t>(o.max_queued_requests));
+  limits->set_max_prompt_tokens(static_cast<uint32_t>(
+      o.max_prompt_tokens > 0 ? o.max_prompt_tokens
+                              : engine->context_length()));
+  limits->set_max_new_tokens(static_cast<uint32_t>(
+      o.max_new_tokens > 0 ? o.max_new_tokens : engine->context_length()));
+  return FinishNow(context, grpc::Status::OK);
+}
+
+}  // namespace coldcompress

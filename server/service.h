@@ -1,0 +1,62 @@
+// The gRPC service: translates messages and statuses, nothing more. The
+// engine behind it is installed once the model has loaded; until then every
+// RPC answers UNAVAILABLE.
+#ifndef COLDCOMPRESS_SERVER_SERVICE_H_
+#define COLDCOMPRESS_SERVER_SERVICE_H_
+
+#include <atomic>
+#include <string>
+
+#include "coldcompress/v1/coldcompress.grpc.pb.h"
+
+namespace coldcompress {
+
+class Engine;
+
+struct ServiceInfo {
+  std::string model_name;
+  std::string device;
+  std::string version;
+};
+
+class ColdCompressService final : public v1::ColdCompress::CallbackService {
+ public:
+  ColdCompressService() = default;
+
+  // Makes the service answer with `engine` (which must outlive the service's
+  // calls).
+  void SetEngine(Engine* engine, ServiceInfo info);
+
+  grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(
+      grpc::CallbackServerContext* context,
+      const v1::GenerateRequest* request) override;
+  grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* context,
+                                  const v1::ScoreRequest* request,
+                                  v1::ScoreResponse* response) override;
+  grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context,
+                                     const v1::TokenizeRequest* request,
+                                     v1::TokenizeResponse* response) override;
+  grpc::ServerUnaryReactor* ListPolicies(
+      grpc::CallbackServerContext* context,
+      const v1::ListPoliciesRequest* request,
+      v1::ListPoliciesResponse* response) override;
+  grpc::ServerUnaryReactor* GetSession(grpc::CallbackServerContext* context,
+                                       const v1::GetSessionRequest* request,
+                                       v1::SessionInfo* response) override;
+  grpc::ServerUnaryReactor* CloseSession(
+      grpc::CallbackServerContext* context,
+      const v1::CloseSessionRequest* request,
+      v1::CloseSessionResponse* response) override;
+  grpc::ServerUnaryReactor* GetServerInfo(
+      grpc::CallbackServerContext* context,
+      const v1::GetServerInfoRequest* request,
+      v1::ServerInfo* response) override;
+
+ private:
+  std::atomic<Engine*> engine_{nullptr};
+  ServiceInfo info_;  // written once before engine_ is published
+};
+
+}  // namespace coldcompress
+
+#endif  // COLDCOMPRESS_SERVER_SERVICE_H_

@@ -1,0 +1,91 @@
+#include "policies/cache_layer.h"
+
+#include <gtest/gtest.h>
+
+#include "policies/attention.h"
+#include "policies/registry.h"
+
+namespace coldcompress {
+namespace {
+
+class CacheLayerTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<CacheLayer> Make(int64_t capacity) {
+    registry_ = std::make_unique<PolicyRegistry>();
+    RegisterBuiltins(*registry_);
+    plan_ = LayerPlan{"full", "full", capacity, 10};
+    CacheLayerOptions o;
+    o.num_heads = 2;
+    o.head_dim = 8;
+    auto layer = CacheLayer::Create(*registry_, plan_, spec_, o);
+    EXPECT_TRUE(layer.ok());
+    return *std::move(layer);
+  }
+  std::unique_ptr<PolicyRegistry> registry_;
+  PolicySpec spec_;
+  LayerPlan plan_;
+};
+
+// Prefill of t tokens then decode of the rest must equal causal attention over
+// the whole sequence at once (the full cache loses nothing).
+TEST_F(CacheLayerTest, FullCacheMatchesCausalAttention) {
+  at::manual_seed(0);
+  const int64_t s = 12, hq = 4, h = 2, d = 8;
+  const at::Tensor q = at::randn({hq, s, d}), k = at::randn({h, s, d}),
+                   v = at::randn({h, s, d});
+  const at::Tensor expected =
+      Attend(q, k, v, CausalMask(s, at::kCPU), false).output;
+  auto layer = Make(s);
+  const int64_t t = 7;
+  at::Tensor out =
+      layer->Prefill(q.narrow(1, 0, t), k.narrow(1, 0, t), v.narrow(1, 0, t));
+  EXPECT_TRUE(at::allclose(out, expected.narrow(1, 0, t), 1e-5, 1e-6));
+  for (int64_t p = t; p < s; ++p) {
+    out = layer->Decode(q.narrow(1, p, 1), k.narrow(1, p, 1), v.narrow(1, p, 1),
+                        p);
+    EXPECT_TRUE(at::allclose(out, expected.narrow(1, p, 1), 1e-5, 1e-6)) << p;
+  }
+  EXPECT_TRUE(layer->cache().Full());
+  EXPECT_DOUBLE_EQ(layer->CompressionRatio(s + 1), 0.0);
+}
+
+TEST_F(CacheLayerTest, BulkAppendMatchesCausalAttention) {
+  at::manual_seed(1);
+  const int64_t s = 10, hq = 4, h = 2, d = 8;
+  const at::Tensor q = at::randn({hq, s, d}), k = at::randn({h, s, d}),
+                   v = at::randn({h, s, d});
+  const at::Tensor expected =
+      Attend(q, k, v, CausalMask(s, at::kCPU), false).output;
+  auto layer = Make(4);
+  layer->Prefill(q.narrow(1, 0, 4), k.narrow(1, 0, 4), v.narrow(1, 0, 4));
+  EXPECT_FALSE(layer->CanAppend(6));  // no room until the cache grows
+  layer->Grow(s);
+  ASSERT_TRUE(layer->CanAppend(6));
+  const at::Tensor out =
+      layer->Append(q.narrow(1, 4, 6), k.narrow(1, 4, 6), v.narrow(1, 4, 6), 4);
+  EXPECT_TRUE(at::allclose(out, expected.narrow(1, 4, 6), 1e-5, 1e-6));
+  EXPECT_EQ(layer->cache().SortedPositions(1),
+            (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+}
+
+TEST(AttentionTest, ProbabilitiesAreGroupAveragedAndMasked) {
+  at::manual_seed(2);
+  const at::Tensor q = at::randn({4, 3, 8}), k = at::randn({2, 3, 8}),
+                   v = at::randn({2, 3, 8});
+  AttentionResult r = Attend(q, k, v, CausalMask(3, at::kCPU), true);
+  ASSERT_EQ(r.probs.sizes().vec(), (std::vector<int64_t>{2, 3, 3}));
+  // Query heads 0,1 read KV head 0: their mean is the head-0 probability.
+  const at::Tensor scores = at::matmul(q[1], k[0].t()) / std::sqrt(8.0);
+  const at::Tensor p1 = at::softmax(
+      scores.masked_fill(CausalMask(3, at::kCPU).logical_not(), -INFINITY), -1);
+  const at::Tensor scores0 = at::matmul(q[0], k[0].t()) / std::sqrt(8.0);
+  const at::Tensor p0 = at::softmax(
+      scores0.masked_fill(CausalMask(3, at::kCPU).logical_not(), -INFINITY),
+      -1);
+  EXPECT_TRUE(at::allclose(r.probs[0], (p0 + p1) / 2, 1e-5, 1e-7));
+  EXPECT_EQ(r.probs[1][0][1].item<float>(), 0.0f);  // masked: exactly 0
+  EXPECT_TRUE(at::allclose(r.probs.sum(-1), at::ones({2, 3}), 1e-5, 1e-6));
+}
+
+}  // namespace
+}  // namespace coldcompress

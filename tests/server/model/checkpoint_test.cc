@@ -1,0 +1,142 @@
+#include "server/model/checkpoint.h"
+
+#include <gtest/gtest.h>
+
+#include "policies/registry.h"
+#include "server/model/llama.h"
+#include "tests/testing/fixtures.h"
+
+namespace coldcompress {
+namespace {
+
+TEST(ModelConfigTest, ParsesLlama31) {
+  const std::string json = R"({
+    "architectures": ["LlamaForCausalLM"], "vocab_size": 128256, "hidden_size": 4096,
+    "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+    "num_key_value_heads": 8, "max_position_embeddings": 131072, "rms_norm_eps": 1e-05,
+    "rope_theta": 500000.0, "bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009],
+    "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+    "tie_word_embeddings": false, "torch_dtype": "bfloat16"})";
+  absl::StatusOr<ModelConfig> c = ParseModelConfig(json);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->head_dim, 128);
+  EXPECT_EQ(c->num_kv_heads, 8);
+  ASSERT_TRUE(c->rope_scaling.has_value());
+  EXPECT_EQ(c->rope_scaling->type, "llama3");
+  EXPECT_EQ(c->rope_scaling->original_max_position_embeddings, 8192);
+  EXPECT_EQ(c->eos_token_ids, (std::vector<int64_t>{128001, 128008, 128009}));
+  EXPECT_FALSE(c->qkv_bias);
+}
+
+TEST(ModelConfigTest, Qwen2HasQkvBiasAndMistralWindowCapsContext) {
+  absl::StatusOr<ModelConfig> q = ParseModelConfig(R"({
+    "architectures": ["Qwen2ForCausalLM"], "vocab_size": 10, "hidden_size": 8,
+    "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+    "num_key_value_heads": 1, "sliding_window": 4096, "use_sliding_window": false,
+    "max_position_embeddings": 32768})");
+  ASSERT_TRUE(q.ok());
+  EXPECT_TRUE(q->qkv_bias);
+  EXPECT_FALSE(q->o_bias);
+  EXPECT_EQ(q->max_position_embeddings, 32768);
+  absl::StatusOr<ModelConfig> m = ParseModelConfig(R"({
+    "architectures": ["MistralForCausalLM"], "vocab_size": 10, "hidden_size": 8,
+    "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+    "sliding_window": 4096, "max_position_embeddings": 32768})");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->max_position_embeddings, 4096);
+}
+
+TEST(ModelConfigTest, ErrorsNameTheKey) {
+  auto bad_arch = ParseModelConfig(R"({"architectures": ["GPT2LMHeadModel"]})");
+  EXPECT_EQ(bad_arch.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_arch.status().message().find("GPT2LMHeadModel"),
+            std::string::npos);
+  auto missing = ParseModelConfig(
+      R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 5})");
+  EXPECT_NE(missing.status().message().find("hidden_size"), std::string::npos);
+  auto gqa = ParseModelConfig(R"({
+    "architectures": ["LlamaForCausalLM"], "vocab_size": 10, "hidden_size": 12,
+    "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 3,
+    "num_key_value_heads": 2})");
+  EXPECT_NE(gqa.status().message().find("num_key_value_heads"),
+            std::string::npos);
+  auto rope = ParseModelConfig(R"({
+    "architectures": ["LlamaForCausalLM"], "vocab_size": 10, "hidden_size": 8,
+    "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+    "rope_scaling": {"rope_type": "yarn", "factor": 4}})");
+  EXPECT_NE(rope.status().message().find("yarn"), std::string::npos);
+}
+
+TEST(ModelConfigTest, JsonRoundTrip) {
+  ModelConfig c = *ParseModelConfig(R"({
+    "architectures": ["LlamaForCausalLM"], "vocab_size": 10, "hidden_size": 8,
+    "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+    "rope_scaling": {"type": "linear", "factor": 2}, "eos_token_id": [3, 4]})");
+  ModelConfig back = *ParseModelConfig(ModelConfigToJson(c));
+  EXPECT_EQ(back.rope_scaling->type, "linear");
+  EXPECT_EQ(back.rope_scaling->factor, 2.0);
+  EXPECT_EQ(back.eos_token_ids, (std::vector<int64_t>{3, 4}));
+  EXPECT_EQ(back.head_dim, 4);
+}
+
+// The sharded bf16 tied fixture loads into float32 with lm_head == embed.
+TEST(CheckpointTest, LoadsShardedBf16TiedCheckpoint) {
+  const std::string dir = testing::FixtureDir("llama_rope3_tied_bf16_sharded");
+  absl::StatusOr<ModelConfig> c = LoadModelConfig(dir);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->tie_word_embeddings);
+  EXPECT_EQ(c->torch_dtype, "bfloat16");
+  absl::StatusOr<ModelWeights> w =
+      LoadModelWeights(dir, *c, at::kFloat, at::kCPU);
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->embed.scalar_type(), at::kFloat);
+  EXPECT_TRUE(w->lm_head.is_same(w->embed));
+  // bf16 -> fp32 is exact: the values have at most 8 significant bits.
+  EXPECT_TRUE(at::equal(w->embed, w->embed.to(at::kBFloat16).to(at::kFloat)));
+}
+
+TEST(CheckpointTest, WrongShapeIsReported) {
+  const std::string dir = testing::FixtureDir("llama");
+  ModelConfig c = *LoadModelConfig(dir);
+  c.intermediate_size += 1;
+  absl::StatusOr<ModelWeights> w =
+      LoadModelWeights(dir, c, at::kFloat, at::kCPU);
+  ASSERT_FALSE(w.ok());
+  EXPECT_NE(w.status().message().find("gate_proj"), std::string::npos);
+}
+
+// The cached prefill path and the cache-free batch forward agree.
+TEST(LlamaModelTest, PrefillLogitsMatchForward) {
+  auto model =
+      LlamaModel::Load(testing::FixtureDir("qwen2"), at::kFloat, at::kCPU);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const at::Tensor ids = at::tensor({1, 5, 9, 60, 200, 37}, at::kLong);
+  const at::Tensor all = (*model)->Forward(ids.unsqueeze(0));  // [1, S, V]
+  ASSERT_EQ(all.size(2), (*model)->config().vocab_size);
+  PolicyRegistry registry;
+  RegisterBuiltins(registry);
+  PolicySpec spec;
+  const int64_t n = (*model)->config().num_layers;
+  CachePlan plan = *ResolveCachePlan(spec, n, 8, registry);
+  std::vector<std::unique_ptr<CacheLayer>> layers;
+  std::vector<CacheLayer*> ptrs;
+  for (int64_t i = 0; i < n; ++i) {
+    CacheLayerOptions o;
+    o.num_heads = (*model)->config().num_kv_heads;
+    o.head_dim = (*model)->config().head_dim;
+    layers.push_back(*CacheLayer::Create(registry, plan.layers[i], spec, o));
+    ptrs.push_back(layers.back().get());
+  }
+  // Prefill the first 4 tokens, decode 2: each step's logits equal the
+  // forward's at that position.
+  at::Tensor logits = (*model)->Prefill(ids.narrow(0, 0, 4), ptrs);
+  EXPECT_TRUE(at::allclose(logits, all[0][3], 1e-4, 1e-5));
+  logits = (*model)->Decode(200, 4, ptrs);
+  EXPECT_TRUE(at::allclose(logits, all[0][4], 1e-4, 1e-5));
+  logits = (*model)->Decode(37, 5, ptrs);
+  EXPECT_TRUE(at::allclose(logits, all[0][5], 1e-4, 1e-5));
+}
+
+}  // namespace
+}  // namespace coldcompress
