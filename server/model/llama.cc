@@ -1,5 +1,8 @@
 #include "server/model/llama.h"
 
+#include <c10/core/InferenceMode.h>
+#include <c10/util/Exception.h>
+
 #include "absl/strings/str_cat.h"
 #include "policies/attention.h"
 
@@ -32,8 +35,19 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(
   absl::StatusOr<ModelWeights> weights =
       LoadModelWeights(dir, *config, dtype, device);
   if (!weights.ok()) return weights.status();
-  return std::make_unique<LlamaModel>(*std::move(config), *std::move(weights),
-                                      device);
+  auto model = std::make_unique<LlamaModel>(*std::move(config),
+                                            *std::move(weights), device);
+  // One token through the model: some dtypes lack kernels on some devices
+  // (float16 matmul on CPU), which must fail here, not in a request.
+  try {
+    c10::InferenceMode guard;
+    model->Forward(at::ones({1, 1}, at::kLong));
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dtype: ", DtypeName(dtype), " is not supported on ", device.str(),
+        " by this LibTorch build: ", e.what_without_backtrace()));
+  }
+  return model;
 }
 
 LlamaModel::LlamaModel(ModelConfig config, ModelWeights weights,

@@ -138,5 +138,27 @@ TEST(LlamaModelTest, PrefillLogitsMatchForward) {
   EXPECT_TRUE(at::allclose(logits, all[0][5], 1e-4, 1e-5));
 }
 
+// A dtype without kernels on the device fails at load with a clear message
+// (Debian's LibTorch 1.13 has no float16 matmul on CPU); bfloat16 serves.
+TEST(LlamaModelTest, DtypeSupportIsCheckedAtLoad) {
+  const std::string dir = testing::FixtureDir("llama");
+  auto half = LlamaModel::Load(dir, at::kHalf, at::kCPU);
+  if (!half.ok()) {
+    EXPECT_EQ(half.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(
+        half.status().message().find("dtype: float16 is not supported on cpu"),
+        std::string::npos)
+        << half.status();
+  }
+  auto bf16 = LlamaModel::Load(dir, at::kBFloat16, at::kCPU);
+  ASSERT_TRUE(bf16.ok()) << bf16.status();
+  auto fp32 = LlamaModel::Load(dir, at::kFloat, at::kCPU);
+  const at::Tensor ids = at::tensor({1, 40, 41, 300}, at::kLong).unsqueeze(0);
+  const at::Tensor a = (*bf16)->Forward(ids).to(at::kFloat);
+  const at::Tensor b = (*fp32)->Forward(ids);
+  EXPECT_EQ((*bf16)->dtype(), at::kBFloat16);
+  EXPECT_LT((a - b).abs().max().item<float>(), 0.15f);
+}
+
 }  // namespace
 }  // namespace coldcompress
