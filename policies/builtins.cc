@@ -1,15 +1,36 @@
 // The one place built-in policies and compressors are registered.
+#include "policies/builtins.h"
+
 #include <c10/util/Exception.h>
 
-#include "policies/full.h"
-#include "policies/registry.h"
-
 namespace coldcompress {
+
+ParamInfo GlobalTokensParam() {
+  return {"global_tokens", "int", "4",
+          "attention sinks: positions < g are never evicted"};
+}
+
+ParamInfo RecentWindowParam() {
+  return {"recent_window", "double", "10",
+          "recent tokens never evicted: < 1 a fraction of the layer's cache, "
+          "else a token count"};
+}
 
 void RegisterBuiltins(PolicyRegistry& registry) {
   const absl::Status statuses[] = {
       registry.RegisterPolicy(FullPolicyInfo()),
+      registry.RegisterPolicy(RecentGlobalPolicyInfo()),
+      registry.RegisterPolicy(RandomPolicyInfo()),
+      registry.RegisterPolicy(L2PolicyInfo()),
+      registry.RegisterPolicy(HeavyHitterPolicyInfo()),
+      registry.RegisterPolicy(KeepItOddPolicyInfo()),
+      registry.RegisterPolicy(HybridPolicyInfo()),
       registry.RegisterCompressor(FullCompressorInfo()),
+      registry.RegisterCompressor(RecentGlobalCompressorInfo()),
+      registry.RegisterCompressor(RandomCompressorInfo()),
+      registry.RegisterCompressor(L2CompressorInfo()),
+      registry.RegisterCompressor(SnapKVCompressorInfo()),
+      registry.RegisterCompressor(KeepItOddCompressorInfo()),
   };
   for (const absl::Status& s : statuses) {
     TORCH_CHECK(s.ok(), "RegisterBuiltins: ", s.ToString());

@@ -1,7 +1,8 @@
 #include "policies/cache_layer.h"
 
 #include "absl/strings/str_cat.h"
-#include "policies/attention.h"
+#include "policies/analysis_layer.h"
+#include "policies/policy_layer.h"
 #include "policies/registry.h"
 
 namespace coldcompress {
@@ -9,6 +10,13 @@ namespace coldcompress {
 absl::StatusOr<std::unique_ptr<CacheLayer>> CacheLayer::Create(
     const PolicyRegistry& registry, const LayerPlan& plan,
     const PolicySpec& spec, const CacheLayerOptions& options) {
+  const bool analysis = PolicyRegistry::IsAnalysis(plan.strategy);
+  const PolicyInfo* info = registry.FindPolicy(plan.strategy);
+  const CompressorInfo* compressor_info =
+      registry.FindCompressor(plan.prompt_compression);
+  if (info == nullptr) return registry.CheckPolicy(plan.strategy);
+  if (compressor_info == nullptr)
+    return registry.CheckCompressor(plan.prompt_compression);
   PolicyContext context;
   context.layer = &plan;
   context.spec = &spec;
@@ -17,135 +25,93 @@ absl::StatusOr<std::unique_ptr<CacheLayer>> CacheLayer::Create(
   context.head_dim = options.head_dim;
   context.dtype = options.dtype;
   context.device = options.device;
-  std::unique_ptr<Policy> policy = registry.CreatePolicy(context);
-  if (policy == nullptr) return registry.CheckPolicy(plan.strategy);
-  std::unique_ptr<PromptCompressor> compressor =
-      registry.CreateCompressor(context);
-  if (compressor == nullptr)
-    return registry.CheckCompressor(plan.prompt_compression);
+  static const TokenClasses kNoTokens;
+  context.tokens = options.tokens != nullptr ? options.tokens : &kNoTokens;
+  std::unique_ptr<Policy> policy = info->create(context);
+  if (policy == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("strategy \"", plan.strategy,
+                     "\" could not be built from the request"));
+  }
+  std::shared_ptr<PromptCompressor> compressor =
+      compressor_info->create(context);
   KVCacheOptions kv;
   kv.num_heads = options.num_heads;
   kv.head_dim = options.head_dim;
   kv.capacity = plan.capacity;
   kv.dtype = options.dtype;
   kv.device = options.device;
-  return std::make_unique<CacheLayer>(plan, KVCache(kv), std::move(policy),
-                                      std::move(compressor));
-}
-
-CacheLayer::CacheLayer(LayerPlan plan, KVCache cache,
-                       std::unique_ptr<Policy> policy,
-                       std::shared_ptr<PromptCompressor> compressor)
-    : plan_(std::move(plan)),
-      cache_(std::move(cache)),
-      policy_(std::move(policy)),
-      compressor_(std::move(compressor)) {}
-
-at::Tensor CacheLayer::Prefill(const at::Tensor& q, const at::Tensor& k,
-                               const at::Tensor& v) {
-  const int64_t s = k.size(1);
-  const int64_t h = k.size(0);
-  const int64_t capacity = cache_.capacity();
-  const bool compress = s > capacity;
-  const bool want_probs = policy_->needs_attention() ||
-                          (compress && compressor_->needs_attention());
-  // 1.2 step 2: the prompt attends to itself; the cache is not read.
-  AttentionResult attn = Attend(q, k, v, CausalMask(s, q.device()), want_probs);
-
-  // 1.2 steps 3-4: choose the kept tokens, write them in position order.
-  const auto long_opts =
-      at::TensorOptions().dtype(at::kLong).device(k.device());
-  at::Tensor kept;
-  at::Tensor history;
-  if (compress) {
-    PromptObservation observation;
-    observation.prompt_length = s;
-    observation.capacity = capacity;
-    observation.keys = k;
-    observation.attention = attn.probs;
-    CompressedPrompt compressed = compressor_->Compress(observation);
-    kept = compressed.kept.to(long_opts).expand({h, capacity}).contiguous();
-    history = compressed.history;
-  } else {
-    kept = at::arange(s, long_opts).unsqueeze(0).expand({h, s}).contiguous();
+  if (analysis) {
+    // The shadow only needs positions and keys for its decisions; neither
+    // cache is quantized in analysis mode.
+    KVCacheOptions full = kv;
+    full.capacity = std::max(options.max_seq_len, plan.capacity);
+    return std::make_unique<AnalysisLayer>(
+        plan, KVCache(full), KVCache(kv), std::move(policy),
+        std::move(compressor), info->requires_full_length);
   }
-  const at::Tensor index =
-      kept.unsqueeze(-1).expand({h, kept.size(1), k.size(2)});
-  cache_.Fill(k.gather(1, index), v.gather(1, index), kept);
+  kv.bits = spec.cache_bits.value_or(0);
+  return std::make_unique<PolicyLayer>(plan, KVCache(kv), std::move(policy),
+                                       std::move(compressor),
+                                       info->requires_full_length);
+}
 
-  // 1.2 step 5.
+PromptSelection SelectPrompt(Policy& policy, PromptCompressor& compressor,
+                             const PromptObservation& observation,
+                             int64_t num_heads) {
+  const auto opts =
+      at::TensorOptions().dtype(at::kLong).device(observation.keys.device());
+  PromptSelection selection;
+  if (observation.prompt_length > observation.capacity) {
+    CompressedPrompt compressed = compressor.Compress(observation);
+    selection.kept = compressed.kept.to(opts)
+                         .expand({num_heads, observation.capacity})
+                         .contiguous();
+    selection.history = compressed.history;
+    return selection;
+  }
+  selection.kept = policy.SelectPrompt(observation);
+  if (!selection.kept.defined()) {
+    selection.kept = at::arange(observation.prompt_length, opts)
+                         .unsqueeze(0)
+                         .expand({num_heads, observation.prompt_length})
+                         .contiguous();
+  }
+  return selection;
+}
+
+void FillFromPrompt(KVCache& cache, Policy& policy,
+                    const PromptSelection& selection, const at::Tensor& k,
+                    const at::Tensor& v, const at::Tensor& attention,
+                    const std::vector<int32_t>& tokens) {
+  // Gather the kept tokens (padding reads position 0 and is marked empty).
+  const at::Tensor& kept = selection.kept;  // [H, n]
+  const at::Tensor index = kept.clamp_min(0).unsqueeze(-1).expand(
+      {kept.size(0), kept.size(1), k.size(2)});
+  const at::Tensor kept_keys = k.gather(1, index);
+  cache.Fill(kept_keys, v.gather(1, index), kept);
   PrefillObservation observation;
-  observation.cache = &cache_;
-  observation.prompt_length = s;
-  observation.attention = attn.probs;
+  observation.cache = &cache;
+  observation.prompt_length = k.size(1);
+  observation.attention = attention;
   observation.kept = kept;
-  observation.history = history;
-  policy_->OnPrefill(observation);
-  return attn.output;
+  observation.kept_keys = kept_keys;
+  observation.history = selection.history;
+  observation.tokens = &tokens;
+  policy.OnPrefill(observation);
 }
 
-at::Tensor CacheLayer::Decode(const at::Tensor& q, const at::Tensor& k,
-                              const at::Tensor& v, int64_t position) {
-  // 1.3 step 2: choose the slot before this token's attention, write there.
-  const std::vector<int64_t> slots = policy_->ChooseSlots(cache_, position);
-  cache_.Write(slots, k.select(1, 0), v.select(1, 0), position);
-  // 1.3 step 3: attend over every valid slot. mask: [H, 1, L]
-  const bool want_probs = policy_->needs_attention();
-  AttentionResult attn = Attend(q, cache_.keys(), cache_.values(),
-                                cache_.valid().unsqueeze(1), want_probs);
-  // 1.3 step 4.
-  DecodeObservation observation;
-  observation.cache = &cache_;
-  observation.position = position;
-  observation.slots = &slots;
-  if (want_probs) observation.probs = attn.probs.select(1, 0);  // [H, L]
-  policy_->UpdateState(observation);
-  return attn.output;
-}
-
-bool CacheLayer::CanAppend(int64_t n) const {
-  return policy_->SupportsBulkAppend() && cache_.MinFreeSlots() >= n;
-}
-
-at::Tensor CacheLayer::Append(const at::Tensor& q, const at::Tensor& k,
-                              const at::Tensor& v, int64_t first_position) {
-  const int64_t n = k.size(1);
-  cache_.Append(k, v, first_position);
-  // mask[h, i, s]: slot s is filled and holds a position <= the query's.
-  const at::Tensor query_pos =
-      at::arange(first_position, first_position + n,
-                 at::TensorOptions().dtype(at::kLong).device(k.device()));
-  const at::Tensor mask =
-      cache_.valid().unsqueeze(1) &
-      (cache_.PositionsTensor().unsqueeze(1) <= query_pos.view({1, n, 1}));
-  return Attend(q, cache_.keys(), cache_.values(), mask, false).output;
-}
-
-void CacheLayer::Grow(int64_t capacity) {
-  if (capacity <= cache_.capacity()) return;
-  cache_.Grow(capacity);
-  policy_->Grow(capacity);
-  plan_.capacity = capacity;
-}
-
-double CacheLayer::CompressionRatio(int64_t tokens_seen) const {
+double CompressionRatioOf(const KVCache& cache, int64_t tokens_seen) {
   const int64_t n = tokens_seen - 1;
   if (n <= 0) return 0.0;
+  const double bits =
+      cache.quantized() ? static_cast<double>(cache.bits()) / 16.0 : 1.0;
   double sum = 0;
-  for (int64_t h = 0; h < cache_.num_heads(); ++h) {
-    sum +=
-        static_cast<double>(n - cache_.occupancy(h)) / static_cast<double>(n);
+  for (int64_t h = 0; h < cache.num_heads(); ++h) {
+    sum += 1.0 - bits * static_cast<double>(cache.occupancy(h)) /
+                     static_cast<double>(n);
   }
-  return sum / static_cast<double>(cache_.num_heads());
-}
-
-int64_t CacheLayer::AllocatedBytes() const {
-  return cache_.AllocatedBytes() + policy_->StateBytes();
-}
-
-std::unique_ptr<CacheLayer> CacheLayer::Clone() const {
-  return std::make_unique<CacheLayer>(plan_, cache_.Clone(), policy_->Clone(),
-                                      compressor_);
+  return sum / static_cast<double>(cache.num_heads());
 }
 
 }  // namespace coldcompress

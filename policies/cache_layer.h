@@ -1,12 +1,18 @@
-// One layer's compressed KV cache: the KVCache plus the policy and prompt
-// compressor that decide what it holds. Runs the attention of the layer in the
-// order of policies.md 1.2 (prefill) and 1.3 (decode).
+// One layer's KV cache as the model sees it: runs the layer's attention in the
+// order of policies.md 1.2 (prefill) and 1.3 (decode) and keeps what its
+// policy decides. Two kinds: PolicyLayer (the compressed cache) and
+// AnalysisLayer (`debug_<strategy>`: a full cache for the real attention and a
+// shadow cache that measures attention loss, policies.md 6).
 #ifndef COLDCOMPRESS_POLICIES_CACHE_LAYER_H_
 #define COLDCOMPRESS_POLICIES_CACHE_LAYER_H_
 
 #include <ATen/ATen.h>
 
+#include <map>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "policies/kv_cache.h"
@@ -24,57 +30,92 @@ struct CacheLayerOptions {
   int64_t head_dim = 0;
   at::ScalarType dtype = at::kFloat;
   at::Device device = at::kCPU;
+  int64_t max_seq_len = 0;  // Smax: the capacity of whole-sequence caches
+  const TokenClasses* tokens = nullptr;  // required by the hybrid policy
 };
 
 class CacheLayer {
  public:
-  // Builds the layer's cache, policy and compressor from the registry.
+  // Builds the layer for `plan` (a PolicyLayer, or an AnalysisLayer for
+  // "debug_<strategy>") from the registry.
   static absl::StatusOr<std::unique_ptr<CacheLayer>> Create(
       const PolicyRegistry& registry, const LayerPlan& plan,
       const PolicySpec& spec, const CacheLayerOptions& options);
 
-  CacheLayer(LayerPlan plan, KVCache cache, std::unique_ptr<Policy> policy,
-             std::shared_ptr<PromptCompressor> compressor);
+  virtual ~CacheLayer() = default;
 
   // Prefill of a prompt at positions 0..S-1 (policies.md 1.2).
-  // q: [Hq, S, d], k, v: [H, S, d] after RoPE. Returns [Hq, S, d].
-  at::Tensor Prefill(const at::Tensor& q, const at::Tensor& k,
-                     const at::Tensor& v);
+  // q: [Hq, S, d], k, v: [H, S, d] after RoPE; tokens: the S prompt ids.
+  // Returns the attention output [Hq, S, d].
+  virtual at::Tensor Prefill(const at::Tensor& q, const at::Tensor& k,
+                             const at::Tensor& v,
+                             const std::vector<int32_t>& tokens) = 0;
 
-  // One decode step at `position` (policies.md 1.3).
+  // One decode step of `token` at `position` (policies.md 1.3).
   // q: [Hq, 1, d], k, v: [H, 1, d] after RoPE. Returns [Hq, 1, d].
-  at::Tensor Decode(const at::Tensor& q, const at::Tensor& k,
-                    const at::Tensor& v, int64_t position);
+  virtual at::Tensor Decode(const at::Tensor& q, const at::Tensor& k,
+                            const at::Tensor& v, int64_t position,
+                            int32_t token) = 0;
 
   // True when n tokens can be appended in bulk (no eviction, no per-token
-  // policy decision needed).
-  bool CanAppend(int64_t n) const;
+  // decision or state update needed).
+  virtual bool CanAppend(int64_t n) const = 0;
   // Appends n tokens at first_position.. and attends each to the cache and
   // the earlier new tokens. q: [Hq, n, d]; k, v: [H, n, d].
   // REQUIRES: CanAppend(n).
-  at::Tensor Append(const at::Tensor& q, const at::Tensor& k,
-                    const at::Tensor& v, int64_t first_position);
+  virtual at::Tensor Append(const at::Tensor& q, const at::Tensor& k,
+                            const at::Tensor& v, int64_t first_position) = 0;
 
-  // Enlarges the capacity (a session's later turn needs more room).
-  void Grow(int64_t capacity);
+  // The session's sequence may now reach `max_seq_len` tokens (a later
+  // turn): caches that hold the whole sequence grow to it.
+  virtual void SetMaxSeqLen(int64_t max_seq_len) = 0;
 
-  // policies.md 7: mean over heads of (n - occupancy) / n, n = tokens_seen - 1.
-  double CompressionRatio(int64_t tokens_seen) const;
-  // Bytes allocated: K, V, positions, masks and policy state.
-  int64_t AllocatedBytes() const;
+  // policies.md 7: mean over heads of (n - occupancy) / n, n = tokens_seen -
+  // 1, of the compressed (or shadow) cache; quantized caches count
+  // bits / 16 of a token per kept token.
+  virtual double CompressionRatio(int64_t tokens_seen) const = 0;
+  // Bytes of every tensor the layer allocated, policy state included.
+  virtual int64_t AllocatedBytes() const = 0;
+  // Bytes a full-precision full cache of `tokens` tokens needs.
+  virtual int64_t FullCacheBytes(int64_t tokens) const = 0;
+  // The positions the (compressed or shadow) cache holds for a KV head,
+  // ascending.
+  virtual std::vector<int64_t> HeadPositions(int64_t head) const = 0;
+  virtual int64_t num_heads() const = 0;
+  // Per decode step attention loss (analysis mode only).
+  virtual const std::vector<double>* AttentionLosses() const { return nullptr; }
+  // The policy's extra statistics (hybrid strategy fractions).
+  virtual std::map<std::string, double> Stats() const = 0;
 
-  std::unique_ptr<CacheLayer> Clone() const;
+  virtual std::unique_ptr<CacheLayer> Clone() const = 0;
 
+  // The resolved plan; capacity follows growth.
   const LayerPlan& plan() const { return plan_; }
-  const KVCache& cache() const { return cache_; }
 
- private:
+ protected:
+  explicit CacheLayer(LayerPlan plan) : plan_(std::move(plan)) {}
   LayerPlan plan_;
-  KVCache cache_;
-  std::unique_ptr<Policy> policy_;
-  // Shared by clones: Compress() keeps no state between calls.
-  std::shared_ptr<PromptCompressor> compressor_;
 };
+
+// What a layer keeps of a prompt (policies.md 1.2 step 3): the compressor's
+// choice when S > L, else the policy's selection (hybrid), else everything.
+struct PromptSelection {
+  at::Tensor kept;     // [H, n] positions ascending per head, -1 padding
+  at::Tensor history;  // [H, n] from the compressor, or undefined
+};
+PromptSelection SelectPrompt(Policy& policy, PromptCompressor& compressor,
+                             const PromptObservation& observation,
+                             int64_t num_heads);
+
+// Fills `cache` with the selected prompt tokens and tells the policy.
+void FillFromPrompt(KVCache& cache, Policy& policy,
+                    const PromptSelection& selection, const at::Tensor& k,
+                    const at::Tensor& v, const at::Tensor& attention,
+                    const std::vector<int32_t>& tokens);
+
+// Mean over heads of (n - occupancy) / n with n = tokens_seen - 1; a
+// quantized cache's kept tokens count bits / 16 each.
+double CompressionRatioOf(const KVCache& cache, int64_t tokens_seen);
 
 }  // namespace coldcompress
 

@@ -1,8 +1,8 @@
 // The `full` cache strategy and prompt compressor (policies.md 3.1, 4): every
 // token is kept; the capacity is the whole sequence.
-#include "policies/full.h"
-
 #include <c10/util/Exception.h>
+
+#include "policies/builtins.h"
 
 namespace coldcompress {
 namespace {
@@ -13,8 +13,8 @@ class FullPolicy final : public Policy {
   bool needs_attention() const override { return false; }
   bool SupportsBulkAppend() const override { return true; }
 
-  std::vector<int64_t> ChooseSlots(const KVCache& cache,
-                                   int64_t position) override {
+  std::vector<int64_t> ChooseSlots(const KVCache& cache, int64_t position,
+                                   int32_t) override {
     std::vector<int64_t> slots = EmptySlots(cache);
     TORCH_CHECK(!slots.empty(), "full cache overflow at position ", position);
     return slots;
@@ -42,6 +42,7 @@ PolicyInfo FullPolicyInfo() {
   info.name = "full";
   info.description = "Keeps every token; the cache holds the whole sequence.";
   info.requires_full_length = true;
+  info.default_compressor = "full";
   info.create = [](const PolicyContext&) {
     return std::make_unique<FullPolicy>();
   };

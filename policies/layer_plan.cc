@@ -190,16 +190,27 @@ absl::StatusOr<CachePlan> ResolveCachePlan(const PolicySpec& spec,
   if (max_seq_len < 1) {
     return absl::InvalidArgumentError("the request's sequence length is 0");
   }
-  if (spec.strategy.size() != spec.prompt_compression.size()) {
+  if (spec.strategy.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("prompt_compression has ", spec.prompt_compression.size(),
-                     " entries but strategy has ", spec.strategy.size(),
-                     "; the two lists are aligned"));
+        "strategy: at least one strategy is required");
   }
   for (const std::string& s : spec.strategy) {
     if (absl::Status st = registry.CheckPolicy(s); !st.ok()) return st;
   }
-  for (const std::string& c : spec.prompt_compression) {
+  std::vector<std::string> compression = spec.prompt_compression;
+  if (compression.empty()) {
+    // Each strategy's own compressor.
+    for (const std::string& s : spec.strategy) {
+      compression.push_back(registry.FindPolicy(s)->default_compressor);
+    }
+  }
+  if (spec.strategy.size() != compression.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("prompt_compression has ", compression.size(),
+                     " entries but strategy has ", spec.strategy.size(),
+                     "; the two lists are aligned"));
+  }
+  for (const std::string& c : compression) {
     if (absl::Status st = registry.CheckCompressor(c); !st.ok()) return st;
   }
   if (!std::isfinite(spec.recent_window) || spec.recent_window <= 0) {
@@ -209,12 +220,21 @@ absl::StatusOr<CachePlan> ResolveCachePlan(const PolicySpec& spec,
   if (spec.global_tokens < 0) {
     return absl::InvalidArgumentError("global_tokens must be >= 0");
   }
+  if (spec.history_window_size < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("history_window_size must be >= 1 (1 = unbounded), got ",
+                     spec.history_window_size));
+  }
+  if (spec.cache_bits && *spec.cache_bits != 2 && *spec.cache_bits != 4 &&
+      *spec.cache_bits != 8) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cache_bits must be 2, 4 or 8, got ", *spec.cache_bits));
+  }
   absl::StatusOr<std::vector<std::string>> strategies = SpreadPattern(
       spec.strategy, spec.strategy_pattern, num_layers, "strategy");
   if (!strategies.ok()) return strategies.status();
-  absl::StatusOr<std::vector<std::string>> compressors =
-      SpreadPattern(spec.prompt_compression, spec.strategy_pattern, num_layers,
-                    "prompt_compression");
+  absl::StatusOr<std::vector<std::string>> compressors = SpreadPattern(
+      compression, spec.strategy_pattern, num_layers, "prompt_compression");
   if (!compressors.ok()) return compressors.status();
   absl::StatusOr<std::vector<int64_t>> lengths = ResolveLayerLengths(
       spec.max_cache_length, spec.length_pattern, num_layers, max_seq_len);

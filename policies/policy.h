@@ -6,7 +6,9 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "policies/kv_cache.h"
@@ -14,6 +16,24 @@
 #include "policies/policy_spec.h"
 
 namespace coldcompress {
+
+// Token classes from the model's tokenizer (policies.md 3.7).
+struct TokenClasses {
+  // Sequences of special-token ids (BOS, EOS, the tokenizer's special and
+  // added tokens, and e.g. the encodings of "[INST]" / "[/INST]").
+  std::vector<std::vector<int32_t>> special_sequences;
+  // By id: the decoded text is only whitespace and/or ASCII punctuation.
+  std::vector<bool> punctuation;
+
+  bool IsPunctuation(int32_t id) const {
+    return id >= 0 && id < static_cast<int32_t>(punctuation.size()) &&
+           punctuation[id];
+  }
+  // True when `id` alone is a special sequence.
+  bool IsSpecial(int32_t id) const;
+  // [S] mask of the prompt positions covered by a special sequence.
+  std::vector<bool> SpecialMask(const std::vector<int32_t>& tokens) const;
+};
 
 // What a policy factory receives for one layer.
 struct PolicyContext {
@@ -24,6 +44,7 @@ struct PolicyContext {
   int64_t head_dim = 0;
   at::ScalarType dtype = at::kFloat;
   at::Device device = at::kCPU;
+  const TokenClasses* tokens = nullptr;  // never null when created by a layer
 };
 
 // The prefill-time observation (policies.md 1.2 step 5), given after the kept
@@ -36,16 +57,30 @@ struct PrefillObservation {
   at::Tensor attention;
   // [H, n] prompt positions held in slots 0..n-1 (padding -1).
   at::Tensor kept;
+  // [H, n, d] their keys after RoPE, exact (before any quantization).
+  at::Tensor kept_keys;
   // [H, n] initial history supplied by the prompt compressor (SnapKV), or
   // undefined.
   at::Tensor history;
+  const std::vector<int32_t>* tokens = nullptr;  // the S prompt token ids
+};
+
+// The prompt as a policy or compressor sees it before the cache is filled.
+struct PromptObservation {
+  int64_t prompt_length = 0;  // S
+  int64_t capacity = 0;       // L
+  at::Tensor keys;            // [H, S, d] after RoPE
+  at::Tensor attention;       // [H, S, S] GQA-averaged, or undefined
+  const std::vector<int32_t>* tokens = nullptr;  // the S prompt token ids
 };
 
 // One decode step's observation (policies.md 1.3 step 4).
 struct DecodeObservation {
   const KVCache* cache = nullptr;
   int64_t position = 0;
+  int32_t token = 0;
   const std::vector<int64_t>* slots = nullptr;  // what ChooseSlots returned
+  at::Tensor key;  // [H, d] the token's key after RoPE (exact)
   // [H, L] GQA-averaged probabilities over slots (0 for empty slots), or
   // undefined when the policy does not need attention.
   at::Tensor probs;
@@ -53,8 +88,9 @@ struct DecodeObservation {
 
 // Decides evictions for one layer of one session.
 //
-// Call order per session: OnPrefill once; then per decode step ChooseSlots,
-// (the cache writes and attention runs), UpdateState. Not thread-safe.
+// Call order per session: SelectPrompt (when the prompt fits the cache),
+// OnPrefill once; then per decode step ChooseSlots, (the cache writes and
+// attention runs), UpdateState. Not thread-safe.
 class Policy {
  public:
   virtual ~Policy() = default;
@@ -67,13 +103,20 @@ class Policy {
   // without per-token decisions or state updates.
   virtual bool SupportsBulkAppend() const { return false; }
 
+  // The prompt positions to keep when the prompt fits the cache (S <= L):
+  // [H, n] ascending per head, -1 padding; undefined keeps every token.
+  // (Only the hybrid policy selects; others keep the whole prompt.)
+  virtual at::Tensor SelectPrompt(const PromptObservation& observation) {
+    return at::Tensor();
+  }
+
   virtual void OnPrefill(const PrefillObservation& observation) {}
 
-  // The slot of each KV head for the token at `position`, chosen before its
+  // The slot of each KV head for `token` at `position`, chosen before its
   // attention from the state so far: an empty slot if one exists, else the
   // evicted one; -1 means the head does not cache the token.
   virtual std::vector<int64_t> ChooseSlots(const KVCache& cache,
-                                           int64_t position) = 0;
+                                           int64_t position, int32_t token) = 0;
 
   virtual void UpdateState(const DecodeObservation& observation) {}
 
@@ -82,6 +125,10 @@ class Policy {
 
   // Bytes of policy state (history tensors, counters).
   virtual int64_t StateBytes() const { return 0; }
+
+  // Extra statistics of this layer (e.g. the hybrid policy's fraction of heads
+  // per strategy), reported in CacheStats.extra.
+  virtual std::map<std::string, double> Stats() const { return {}; }
 
   virtual std::unique_ptr<Policy> Clone() const = 0;
 };

@@ -28,7 +28,8 @@ struct PolicySpec {
   // Per-layer patterns, spread over the layers with the *_pattern fields.
   std::vector<std::string> strategy = {"full"};
   std::string strategy_pattern = "tile";
-  std::vector<std::string> prompt_compression = {"full"};
+  // Empty: each strategy's own compressor (PolicyInfo::default_compressor).
+  std::vector<std::string> prompt_compression;
   std::vector<double> max_cache_length = {1.0};
   std::string length_pattern = "tile";
 
@@ -47,6 +48,30 @@ struct PolicySpec {
   uint64_t seed = 0;
 
   bool operator==(const PolicySpec&) const = default;
+};
+
+// Some fields of a PolicySpec: a preset, or the fields a request sets. Applied
+// in order over the defaults: preset, then request.
+struct PolicyOverlay {
+  std::optional<std::vector<std::string>> strategy;
+  std::optional<std::string> strategy_pattern;
+  std::optional<std::vector<std::string>> prompt_compression;
+  std::optional<std::vector<double>> max_cache_length;
+  std::optional<std::string> length_pattern;
+  std::optional<int64_t> global_tokens;
+  std::optional<double> recent_window;
+  std::optional<int64_t> history_window_size;
+  std::optional<bool> attn_thresholding;
+  std::optional<double> min_recovery_frac;
+  std::optional<std::vector<HybridStrategySpec>> hybrid_strategies;
+  std::optional<int64_t> cache_bits;
+  std::optional<bool> feed_long_prompts;
+  std::optional<bool> decode_first_token;
+  std::map<std::string, std::string> params;
+
+  // True when no field is set.
+  bool empty() const;
+  void ApplyTo(PolicySpec& spec) const;
 };
 
 }  // namespace coldcompress

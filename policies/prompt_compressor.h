@@ -12,16 +12,9 @@
 
 namespace coldcompress {
 
-struct PromptObservation {
-  int64_t prompt_length = 0;  // S > capacity
-  int64_t capacity = 0;       // L: how many tokens to keep
-  at::Tensor keys;            // [H, S, d] after RoPE
-  at::Tensor attention;  // [H, S, S] when needs_attention(), else undefined
-};
-
 struct CompressedPrompt {
-  // [H, L] kept prompt positions per head, ascending (head-constant
-  // compressors repeat one row).
+  // [H, L] kept prompt positions per head, ascending ([1, L] for
+  // head-constant compressors).
   at::Tensor kept;
   // [H, L] initial per-slot history for the policy, or undefined.
   at::Tensor history;

@@ -42,8 +42,17 @@ absl::Status PolicyRegistry::RegisterCompressor(CompressorInfo info) {
   return absl::OkStatus();
 }
 
+bool PolicyRegistry::IsAnalysis(const std::string& name) {
+  return name.rfind(kAnalysisPrefix, 0) == 0;
+}
+
+std::string PolicyRegistry::Analyzed(const std::string& name) {
+  return IsAnalysis(name) ? name.substr(std::string(kAnalysisPrefix).size())
+                          : name;
+}
+
 const PolicyInfo* PolicyRegistry::FindPolicy(const std::string& name) const {
-  auto it = policies_.find(name);
+  auto it = policies_.find(Analyzed(name));
   return it == policies_.end() ? nullptr : &it->second;
 }
 
@@ -57,7 +66,8 @@ absl::Status PolicyRegistry::CheckPolicy(const std::string& name) const {
   if (FindPolicy(name) != nullptr) return absl::OkStatus();
   return absl::InvalidArgumentError(
       absl::StrCat("strategy: unknown cache strategy \"", name,
-                   "\"; known strategies: ", KnownNames(policies_)));
+                   "\"; known strategies: ", KnownNames(policies_),
+                   " (and debug_<strategy> for the analysis mode of each)"));
 }
 
 absl::Status PolicyRegistry::CheckCompressor(const std::string& name) const {
@@ -75,6 +85,9 @@ absl::Status PolicyRegistry::ValidateLayer(const LayerPlan& layer,
   const CompressorInfo* compressor = FindCompressor(layer.prompt_compression);
   if (policy == nullptr) return CheckPolicy(layer.strategy);
   if (compressor == nullptr) return CheckCompressor(layer.prompt_compression);
+  if (policy->validate) {
+    if (absl::Status st = policy->validate(spec); !st.ok()) return st;
+  }
   if (policy->requires_full_length && layer.capacity != max_seq_len) {
     return absl::InvalidArgumentError(absl::StrCat(
         "max_cache_length: strategy \"", layer.strategy,

@@ -35,6 +35,10 @@ struct PolicyInfo {
   // Parameters the policy reads; "global_tokens" among them makes the
   // global_tokens <= capacity check apply.
   std::vector<ParamInfo> params;
+  // The prompt compressor a request gets when it names only the strategy.
+  std::string default_compressor = "full";
+  // Extra validation of the request's parameters (optional).
+  std::function<absl::Status(const PolicySpec&)> validate;
   std::function<std::unique_ptr<Policy>(const PolicyContext&)> create;
 };
 
@@ -55,7 +59,13 @@ class PolicyRegistry {
   absl::Status RegisterPolicy(PolicyInfo info);
   absl::Status RegisterCompressor(CompressorInfo info);
 
-  // nullptr when unknown.
+  // The analysis mode of a strategy X is named "debug_X" (policies.md 6).
+  static constexpr char kAnalysisPrefix[] = "debug_";
+  static bool IsAnalysis(const std::string& name);
+  // "debug_X" -> "X"; other names unchanged.
+  static std::string Analyzed(const std::string& name);
+
+  // nullptr when unknown; "debug_X" finds X.
   const PolicyInfo* FindPolicy(const std::string& name) const;
   const CompressorInfo* FindCompressor(const std::string& name) const;
 

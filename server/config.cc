@@ -3,6 +3,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -36,11 +37,150 @@ const std::map<std::string, Setter>& Setters() {
       {"max_new_tokens", Set(&ServerConfig::max_new_tokens)},
       {"context_length", Set(&ServerConfig::context_length)},
       {"max_message_bytes", Set(&ServerConfig::max_message_bytes)},
+      {"presets_dir", Set(&ServerConfig::presets_dir)},
+      {"default_preset", Set(&ServerConfig::default_preset)},
   };
   return *setters;
 }
 
+// A list, or a scalar standing for a one-element list.
+template <typename T>
+std::vector<T> AsList(const YAML::Node& n) {
+  if (n.IsSequence()) return n.as<std::vector<T>>();
+  return {n.as<T>()};
+}
+
+using PresetSetter = std::function<void(PolicyOverlay&, const YAML::Node&)>;
+
+const std::map<std::string, PresetSetter>& PresetSetters() {
+  static const auto* setters = [] {
+    auto* m = new std::map<std::string, PresetSetter>;
+    auto strategy = [](PolicyOverlay& o, const YAML::Node& n) {
+      o.strategy = AsList<std::string>(n);
+    };
+    auto compression = [](PolicyOverlay& o, const YAML::Node& n) {
+      o.prompt_compression = AsList<std::string>(n);
+    };
+    auto length_pattern = [](PolicyOverlay& o, const YAML::Node& n) {
+      o.length_pattern = n.as<std::string>();
+    };
+    auto strategy_pattern = [](PolicyOverlay& o, const YAML::Node& n) {
+      o.strategy_pattern = n.as<std::string>();
+    };
+    (*m)["cache_strategy"] = strategy;
+    (*m)["strategy"] = strategy;
+    (*m)["prompt_compression_strategy"] = compression;
+    (*m)["prompt_compression"] = compression;
+    (*m)["cache_length_pattern"] = length_pattern;
+    (*m)["length_pattern"] = length_pattern;
+    (*m)["cache_strategy_pattern"] = strategy_pattern;
+    (*m)["strategy_pattern"] = strategy_pattern;
+    (*m)["max_cache_length"] = [](PolicyOverlay& o, const YAML::Node& n) {
+      o.max_cache_length = AsList<double>(n);
+    };
+    (*m)["global_tokens"] = [](PolicyOverlay& o, const YAML::Node& n) {
+      o.global_tokens = n.as<int64_t>();
+    };
+    (*m)["recent_window"] = [](PolicyOverlay& o, const YAML::Node& n) {
+      o.recent_window = n.as<double>();
+    };
+    (*m)["history_window_size"] = [](PolicyOverlay& o, const YAML::Node& n) {
+      o.history_window_size = n.as<int64_t>();
+    };
+    (*m)["attn_thresholding"] = [](PolicyOverlay& o, const YAML::Node& n) {
+      o.attn_thresholding = n.as<bool>();
+    };
+    (*m)["min_recovery_frac"] = [](PolicyOverlay& o, const YAML::Node& n) {
+      o.min_recovery_frac = n.as<double>();
+    };
+    (*m)["cache_bits"] = [](PolicyOverlay& o, const YAML::Node& n) {
+      if (!n.IsNull()) o.cache_bits = n.as<int64_t>();
+    };
+    (*m)["feed_long_prompts"] = [](PolicyOverlay& o, const YAML::Node& n) {
+      o.feed_long_prompts = n.as<bool>();
+    };
+    (*m)["decode_first_token"] = [](PolicyOverlay& o, const YAML::Node& n) {
+      o.decode_first_token = n.as<bool>();
+    };
+    (*m)["params"] = [](PolicyOverlay& o, const YAML::Node& n) {
+      o.params = n.as<std::map<std::string, std::string>>();
+    };
+    (*m)["hybrid_strategies"] = [](PolicyOverlay& o, const YAML::Node& n) {
+      std::vector<HybridStrategySpec> list;
+      for (const YAML::Node& e : n) {
+        HybridStrategySpec h;
+        h.strategy = e["strategy"].as<std::string>();
+        if (e["recent_window"])
+          h.recent_window = e["recent_window"].as<double>();
+        if (e["heavy_hitter_frac"])
+          h.heavy_hitter_frac = e["heavy_hitter_frac"].as<double>();
+        list.push_back(h);
+      }
+      o.hybrid_strategies = list;
+    };
+    return m;
+  }();
+  return *setters;
+}
+
 }  // namespace
+
+absl::StatusOr<PolicyOverlay> ParsePolicyPreset(const std::string& yaml) {
+  PolicyOverlay overlay;
+  try {
+    const YAML::Node root = YAML::Load(yaml);
+    if (root.IsNull()) return overlay;
+    if (!root.IsMap()) return absl::InvalidArgumentError("not a YAML mapping");
+    for (const auto& entry : root) {
+      const std::string key = entry.first.as<std::string>();
+      auto it = PresetSetters().find(key);
+      if (it == PresetSetters().end()) {
+        std::vector<std::string> known;
+        for (const auto& [k, s] : PresetSetters()) known.push_back(k);
+        return absl::InvalidArgumentError(
+            absl::StrCat("unknown key \"", key,
+                         "\"; known keys: ", absl::StrJoin(known, ", ")));
+      }
+      try {
+        it->second(overlay, entry.second);
+      } catch (const YAML::Exception& e) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("bad value for ", key, ": ", e.what()));
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(e.what());
+  }
+  return overlay;
+}
+
+absl::StatusOr<std::map<std::string, CachePreset>> LoadPresets(
+    const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("presets folder ", dir, " does not exist"));
+  }
+  std::map<std::string, CachePreset> presets;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() != ".yaml") continue;
+    std::ifstream in(entry.path());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    CachePreset preset;
+    preset.name = entry.path().stem().string();
+    preset.yaml = ss.str();
+    absl::StatusOr<PolicyOverlay> overlay = ParsePolicyPreset(preset.yaml);
+    if (!overlay.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          entry.path().string(), ": ", overlay.status().message()));
+    }
+    preset.overlay = *std::move(overlay);
+    presets.emplace(preset.name, std::move(preset));
+  }
+  return presets;
+}
 
 absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& yaml,
                                                const ServerConfig& base) {

@@ -4,9 +4,11 @@
 #define COLDCOMPRESS_SERVER_CONFIG_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "policies/policy_spec.h"
 
 namespace coldcompress {
 
@@ -28,7 +30,32 @@ struct ServerConfig {
   int64_t max_new_tokens = 0;        // 0 = the context length
   int64_t context_length = 0;        // 0 = the model's max_position_embeddings
   int64_t max_message_bytes = 64 << 20;  // gRPC receive/send message size
+
+  // Cache presets: every *.yaml in this folder, named by the file name.
+  std::string presets_dir = "configs/presets";
+  // The preset of a request that leaves its cache policy empty.
+  std::string default_preset = "full";
 };
+
+// A cache preset (policies.md 8): the fields it sets and its YAML text.
+struct CachePreset {
+  std::string name;
+  PolicyOverlay overlay;
+  std::string yaml;
+};
+
+// Parses a preset. Keys are the reference toolkit's cache_config names
+// (cache_strategy, prompt_compression_strategy, max_cache_length,
+// cache_length_pattern, cache_strategy_pattern, global_tokens, recent_window,
+// history_window_size, attn_thresholding, min_recovery_frac,
+// hybrid_strategies, cache_bits, feed_long_prompts, decode_first_token) or the
+// API's (strategy, prompt_compression, length_pattern, strategy_pattern), and
+// params (a map of plugin parameters). A scalar stands for a one-element list.
+absl::StatusOr<PolicyOverlay> ParsePolicyPreset(const std::string& yaml);
+
+// Every <name>.yaml in `dir`, by name. NOT_FOUND when `dir` does not exist.
+absl::StatusOr<std::map<std::string, CachePreset>> LoadPresets(
+    const std::string& dir);
 
 // Reads a YAML file whose keys are the field names above; keys it does not
 // know are INVALID_ARGUMENT (a typo must not be silently ignored).

@@ -1,6 +1,7 @@
 #include "server/convert.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "server/engine/engine.h"
 
 namespace coldcompress {
@@ -18,54 +19,97 @@ std::vector<std::string> ToVector(
 
 }  // namespace
 
-absl::StatusOr<PolicySpec> ToPolicySpec(const v1::CachePolicy& p, bool* given) {
-  *given = p.ByteSizeLong() > 0;
-  PolicySpec spec;
-  if (!p.config_name().empty() && p.config_name() != "full") {
-    // TODO(#3): presets from configs/.
-    return absl::InvalidArgumentError(
-        absl::StrCat("config_name: unknown preset \"", p.config_name(),
-                     "\"; known presets: full"));
-  }
-  if (p.strategy_size() > 0) spec.strategy = ToVector(p.strategy());
-  if (!p.strategy_pattern().empty())
-    spec.strategy_pattern = p.strategy_pattern();
-  if (p.prompt_compression_size() > 0) {
-    spec.prompt_compression = ToVector(p.prompt_compression());
-  } else if (p.strategy_size() > 0) {
-    // Unset: each layer's compressor is named like its strategy when one
-    // exists, else "full" (checked by the registry).
-    spec.prompt_compression = spec.strategy;
-  }
+PolicyOverlay ToOverlay(const v1::CachePolicy& p) {
+  PolicyOverlay o;
+  if (p.strategy_size() > 0) o.strategy = ToVector(p.strategy());
+  if (!p.strategy_pattern().empty()) o.strategy_pattern = p.strategy_pattern();
+  if (p.prompt_compression_size() > 0)
+    o.prompt_compression = ToVector(p.prompt_compression());
   if (p.max_cache_length_size() > 0)
-    spec.max_cache_length = ToVector(p.max_cache_length());
-  if (!p.length_pattern().empty()) spec.length_pattern = p.length_pattern();
-  if (p.has_global_tokens()) spec.global_tokens = p.global_tokens();
-  if (p.has_recent_window()) spec.recent_window = p.recent_window();
+    o.max_cache_length = ToVector(p.max_cache_length());
+  if (!p.length_pattern().empty()) o.length_pattern = p.length_pattern();
+  if (p.has_global_tokens()) o.global_tokens = p.global_tokens();
+  if (p.has_recent_window()) o.recent_window = p.recent_window();
   if (p.has_history_window_size())
-    spec.history_window_size = p.history_window_size();
-  if (p.has_attn_thresholding()) spec.attn_thresholding = p.attn_thresholding();
-  if (p.has_min_recovery_frac()) spec.min_recovery_frac = p.min_recovery_frac();
-  for (const v1::HybridStrategy& h : p.hybrid_strategies()) {
-    HybridStrategySpec hs;
-    hs.strategy = h.strategy();
-    if (h.has_recent_window()) hs.recent_window = h.recent_window();
-    if (h.has_heavy_hitter_frac()) hs.heavy_hitter_frac = h.heavy_hitter_frac();
-    spec.hybrid_strategies.push_back(hs);
+    o.history_window_size = p.history_window_size();
+  if (p.has_attn_thresholding()) o.attn_thresholding = p.attn_thresholding();
+  if (p.has_min_recovery_frac()) o.min_recovery_frac = p.min_recovery_frac();
+  if (p.hybrid_strategies_size() > 0) {
+    std::vector<HybridStrategySpec> list;
+    for (const v1::HybridStrategy& h : p.hybrid_strategies()) {
+      HybridStrategySpec hs;
+      hs.strategy = h.strategy();
+      if (h.has_recent_window()) hs.recent_window = h.recent_window();
+      if (h.has_heavy_hitter_frac())
+        hs.heavy_hitter_frac = h.heavy_hitter_frac();
+      list.push_back(hs);
+    }
+    o.hybrid_strategies = list;
   }
-  if (p.has_cache_bits()) {
-    // TODO(#3): quantized storage.
+  if (p.has_cache_bits()) o.cache_bits = p.cache_bits();
+  if (p.feed_long_prompts()) o.feed_long_prompts = true;
+  if (p.decode_first_token()) o.decode_first_token = true;
+  o.params.insert(p.params().begin(), p.params().end());
+  return o;
+}
+
+void ToProto(const PolicyOverlay& o, v1::CachePolicy* out) {
+  if (o.strategy)
+    for (const auto& s : *o.strategy) out->add_strategy(s);
+  if (o.strategy_pattern) out->set_strategy_pattern(*o.strategy_pattern);
+  if (o.prompt_compression) {
+    for (const auto& s : *o.prompt_compression) out->add_prompt_compression(s);
+  }
+  if (o.max_cache_length)
+    for (double x : *o.max_cache_length) out->add_max_cache_length(x);
+  if (o.length_pattern) out->set_length_pattern(*o.length_pattern);
+  if (o.global_tokens)
+    out->set_global_tokens(static_cast<uint32_t>(*o.global_tokens));
+  if (o.recent_window) out->set_recent_window(*o.recent_window);
+  if (o.history_window_size) {
+    out->set_history_window_size(static_cast<uint32_t>(*o.history_window_size));
+  }
+  if (o.attn_thresholding) out->set_attn_thresholding(*o.attn_thresholding);
+  if (o.min_recovery_frac) out->set_min_recovery_frac(*o.min_recovery_frac);
+  if (o.hybrid_strategies) {
+    for (const HybridStrategySpec& h : *o.hybrid_strategies) {
+      v1::HybridStrategy* hs = out->add_hybrid_strategies();
+      hs->set_strategy(h.strategy);
+      if (h.recent_window) hs->set_recent_window(*h.recent_window);
+      if (h.heavy_hitter_frac) hs->set_heavy_hitter_frac(*h.heavy_hitter_frac);
+    }
+  }
+  if (o.cache_bits) out->set_cache_bits(static_cast<uint32_t>(*o.cache_bits));
+  if (o.feed_long_prompts) out->set_feed_long_prompts(*o.feed_long_prompts);
+  if (o.decode_first_token) out->set_decode_first_token(*o.decode_first_token);
+  out->mutable_params()->insert(o.params.begin(), o.params.end());
+}
+
+absl::StatusOr<PolicySpec> ToPolicySpec(const v1::CachePolicy& p,
+                                        const PresetStore& presets,
+                                        bool* given) {
+  const PolicyOverlay request = ToOverlay(p);
+  *given = !p.config_name().empty() || !request.empty();
+  const std::string name =
+      p.config_name().empty() ? presets.default_preset : p.config_name();
+  PolicySpec spec;
+  auto it = presets.presets.find(name);
+  if (it != presets.presets.end()) {
+    it->second.overlay.ApplyTo(spec);
+  } else if (!p.config_name().empty()) {
+    std::vector<std::string> known;
+    for (const auto& [n, preset] : presets.presets) known.push_back(n);
     return absl::InvalidArgumentError(
-        "cache_bits: quantized storage is not available on this server yet");
+        absl::StrCat("config_name: unknown preset \"", name,
+                     "\"; known presets: ", absl::StrJoin(known, ", ")));
   }
-  spec.feed_long_prompts = p.feed_long_prompts();
-  spec.decode_first_token = p.decode_first_token();
-  spec.params.insert(p.params().begin(), p.params().end());
+  request.ApplyTo(spec);
   return spec;
 }
 
 absl::StatusOr<GenerateInput> ToGenerateInput(const v1::GenerateRequest& r,
-                                              const Engine& engine) {
+                                              const Engine& engine,
+                                              const PresetStore& presets) {
   GenerateInput in;
   switch (r.input_case()) {
     case v1::GenerateRequest::kPrompt:
@@ -96,7 +140,8 @@ absl::StatusOr<GenerateInput> ToGenerateInput(const v1::GenerateRequest& r,
   if (s.has_seed()) in.sampling.seed = s.seed();
   in.stop = ToVector(r.stop());
   in.ignore_eos = r.ignore_eos();
-  absl::StatusOr<PolicySpec> spec = ToPolicySpec(r.cache(), &in.policy_given);
+  absl::StatusOr<PolicySpec> spec =
+      ToPolicySpec(r.cache(), presets, &in.policy_given);
   if (!spec.ok()) return spec.status();
   in.policy = *std::move(spec);
   in.policy.seed = in.sampling.seed;
@@ -105,7 +150,8 @@ absl::StatusOr<GenerateInput> ToGenerateInput(const v1::GenerateRequest& r,
 }
 
 absl::StatusOr<ScoreInput> ToScoreInput(const v1::ScoreRequest& r,
-                                        const Engine& engine) {
+                                        const Engine& engine,
+                                        const PresetStore& presets) {
   ScoreInput in;
   switch (r.context_input_case()) {
     case v1::ScoreRequest::kContext:
@@ -132,7 +178,7 @@ absl::StatusOr<ScoreInput> ToScoreInput(const v1::ScoreRequest& r,
     }
   }
   bool given = false;
-  absl::StatusOr<PolicySpec> spec = ToPolicySpec(r.cache(), &given);
+  absl::StatusOr<PolicySpec> spec = ToPolicySpec(r.cache(), presets, &given);
   if (!spec.ok()) return spec.status();
   in.policy = *std::move(spec);
   return in;
@@ -144,6 +190,9 @@ void ToProto(const CacheStatsResult& stats, v1::CacheStats* out) {
     out->add_layer_compression_ratio(r);
   out->set_cache_bytes(static_cast<uint64_t>(stats.cache_bytes));
   out->set_full_cache_bytes(static_cast<uint64_t>(stats.full_cache_bytes));
+  if (stats.attention_loss) out->set_attention_loss(*stats.attention_loss);
+  for (double l : stats.layer_attention_loss) out->add_layer_attention_loss(l);
+  out->mutable_extra()->insert(stats.extra.begin(), stats.extra.end());
 }
 
 void ToProto(const GenerateFinal& f, v1::FinalResult* out) {

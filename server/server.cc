@@ -84,6 +84,41 @@ absl::Status Server::LoadModel() {
   if (!tokenizer.ok()) return tokenizer.status();
   auto registry = std::make_unique<PolicyRegistry>();
   RegisterBuiltins(*registry);
+  ServiceInfo info;
+  absl::StatusOr<std::map<std::string, CachePreset>> presets =
+      LoadPresets(c.presets_dir);
+  if (presets.ok()) {
+    info.presets.presets = *std::move(presets);
+  } else if (absl::IsNotFound(presets.status())) {
+    spdlog::warn("{}: requests can name no preset",
+                 presets.status().ToString());
+  } else {
+    return presets.status();
+  }
+  // Every name in a preset must be known now, not at the first request.
+  for (const auto& [name, preset] : info.presets.presets) {
+    PolicySpec spec;
+    preset.overlay.ApplyTo(spec);
+    for (const std::string& s : spec.strategy) {
+      if (absl::Status st = registry->CheckPolicy(s); !st.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("preset ", name, ": ", st.message()));
+      }
+    }
+    for (const std::string& s : spec.prompt_compression) {
+      if (absl::Status st = registry->CheckCompressor(s); !st.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("preset ", name, ": ", st.message()));
+      }
+    }
+  }
+  if (!info.presets.presets.empty() &&
+      !info.presets.presets.count(c.default_preset)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("default_preset: no preset named \"", c.default_preset,
+                     "\" in ", c.presets_dir));
+  }
+  info.presets.default_preset = c.default_preset;
   EngineOptions options;
   options.max_sessions = c.max_sessions;
   options.max_queued_requests = c.max_queued_requests;
@@ -94,7 +129,6 @@ absl::Status Server::LoadModel() {
   const ModelConfig mc = (*model)->config();
   impl_->engine = std::make_unique<Engine>(
       *std::move(model), *std::move(tokenizer), std::move(registry), options);
-  ServiceInfo info;
   info.model_name = std::filesystem::path(c.model_dir).filename().string();
   if (info.model_name.empty()) {
     info.model_name =
@@ -102,6 +136,8 @@ absl::Status Server::LoadModel() {
   }
   info.device = device.str();
   info.version = kVersion;
+  spdlog::info("{} cache presets from {}", info.presets.presets.size(),
+               c.presets_dir);
   impl_->service.SetEngine(impl_->engine.get(), info);
   impl_->server->GetHealthCheckService()->SetServingStatus(true);
   spdlog::info(

@@ -29,11 +29,13 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
 class GenerateReactor final
     : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
-  GenerateReactor(Engine* engine, const v1::GenerateRequest* request)
+  GenerateReactor(Engine* engine, const PresetStore& presets,
+                  const v1::GenerateRequest* request)
       : state_(std::make_shared<State>()) {
     std::lock_guard<std::mutex> lock(state_->mu);
     state_->reactor = this;
-    absl::StatusOr<GenerateInput> input = ToGenerateInput(*request, *engine);
+    absl::StatusOr<GenerateInput> input =
+        ToGenerateInput(*request, *engine, presets);
     if (!input.ok()) {
       FinishLocked(ToGrpcStatus(input.status()));
       return;
@@ -137,9 +139,9 @@ class GenerateReactor final
 // cancels it when the client goes away.
 class ScoreReactor final : public grpc::ServerUnaryReactor {
  public:
-  ScoreReactor(Engine* engine, const v1::ScoreRequest* request,
-               v1::ScoreResponse* response) {
-    absl::StatusOr<ScoreInput> input = ToScoreInput(*request, *engine);
+  ScoreReactor(Engine* engine, const PresetStore& presets,
+               const v1::ScoreRequest* request, v1::ScoreResponse* response) {
+    absl::StatusOr<ScoreInput> input = ToScoreInput(*request, *engine, presets);
     if (!input.ok()) {
       Finish(ToGrpcStatus(input.status()));
       return;
@@ -187,7 +189,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* ColdCompressService::Generate(
     };
     return new Unavailable();
   }
-  return new GenerateReactor(engine, request);
+  return new GenerateReactor(engine, info_.presets, request);
 }
 
 grpc::ServerUnaryReactor* ColdCompressService::Score(
@@ -195,7 +197,7 @@ grpc::ServerUnaryReactor* ColdCompressService::Score(
     v1::ScoreResponse* response) {
   Engine* engine = engine_.load();
   if (engine == nullptr) return FinishNow(context, kLoading);
-  return new ScoreReactor(engine, request, response);
+  return new ScoreReactor(engine, info_.presets, request, response);
 }
 
 grpc::ServerUnaryReactor* ColdCompressService::Tokenize(
@@ -217,19 +219,28 @@ grpc::ServerUnaryReactor* ColdCompressService::ListPolicies(
     v1::ListPoliciesResponse* response) {
   Engine* engine = engine_.load();
   if (engine == nullptr) return FinishNow(context, kLoading);
-  for (const PolicyInfo* p : engine->registry().Policies()) {
+  auto describe = [&](const PolicyInfo& p, const std::string& name,
+                      const std::string& text) {
     v1::PolicyDescription* d = response->add_policies();
-    d->set_name(p->name);
-    d->set_head_specific(p->head_specific);
-    d->set_needs_attention(p->needs_attention);
-    d->set_description(p->description);
-    for (const ParamInfo& param : p->params) {
+    d->set_name(name);
+    d->set_head_specific(p.head_specific);
+    d->set_needs_attention(p.needs_attention);
+    d->set_description(text);
+    for (const ParamInfo& param : p.params) {
       v1::PolicyParameter* pp = d->add_parameters();
       pp->set_name(param.name);
       pp->set_type(param.type);
       pp->set_default_value(param.default_value);
       pp->set_description(param.description);
     }
+  };
+  const std::vector<const PolicyInfo*> policies = engine->registry().Policies();
+  for (const PolicyInfo* p : policies) describe(*p, p->name, p->description);
+  for (const PolicyInfo* p : policies) {
+    describe(*p, PolicyRegistry::kAnalysisPrefix + p->name,
+             "Analysis mode of " + p->name +
+                 ": generates with the full cache while a shadow " + p->name +
+                 " cache measures the attention it would lose.");
   }
   for (const CompressorInfo* c : engine->registry().Compressors()) {
     v1::CompressorDescription* d = response->add_prompt_compressors();
@@ -237,12 +248,12 @@ grpc::ServerUnaryReactor* ColdCompressService::ListPolicies(
     d->set_head_specific(c->head_specific);
     d->set_description(c->description);
   }
-  // TODO(#3): presets from configs/.
-  v1::Preset* full = response->add_presets();
-  full->set_name("full");
-  full->mutable_policy()->add_strategy("full");
-  full->mutable_policy()->add_prompt_compression("full");
-  full->mutable_policy()->add_max_cache_length(1.0);
+  for (const auto& [name, preset] : info_.presets.presets) {
+    v1::Preset* out = response->add_presets();
+    out->set_name(name);
+    ToProto(preset.overlay, out->mutable_policy());
+    out->set_yaml(preset.yaml);
+  }
   return FinishNow(context, grpc::Status::OK);
 }
 
@@ -288,7 +299,7 @@ grpc::ServerUnaryReactor* ColdCompressService::GetServerInfo(
   response->set_device(info_.device);
   response->set_context_length(static_cast<uint32_t>(engine->context_length()));
   response->set_vocab_size(static_cast<uint32_t>(c.vocab_size));
-  response->set_default_policy("full");
+  response->set_default_policy(info_.presets.default_preset);
   response->set_version(info_.version);
   response->set_num_layers(static_cast<uint32_t>(c.num_layers));
   response->set_num_kv_heads(static_cast<uint32_t>(c.num_kv_heads));

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "coldcompress/v1/coldcompress.grpc.pb.h"
+#include "server/convert.h"
 
 namespace coldcompress {
 
@@ -17,6 +18,7 @@ struct ServiceInfo {
   std::string model_name;
   std::string device;
   std::string version;
+  PresetStore presets;
 };
 
 class ColdCompressService final : public v1::ColdCompress::CallbackService {

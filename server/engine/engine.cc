@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "server/tokenizer/token_classes.h"
 
 namespace coldcompress {
 
@@ -23,8 +24,10 @@ Engine::Engine(std::unique_ptr<LlamaModel> model,
                           ? std::min(options.context_length,
                                      model_->config().max_position_embeddings)
                           : model_->config().max_position_embeddings),
-      sessions_(options.max_sessions) {
+      sessions_(options.max_sessions),
+      token_classes_(BuildTokenClasses(*tokenizer_)) {
   context_.model = model_.get();
+  context_.tokens = &token_classes_;
   context_.tokenizer = tokenizer_.get();
   context_.registry = registry_.get();
   context_.sessions = &sessions_;
@@ -135,13 +138,8 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> Engine::Generate(
   if (!plan.ok()) return fail(plan.status());
   if (initialized) {
     // Bounded caches keep their capacity for the session's life; caches that
-    // hold the whole sequence grow to this turn's length.
-    for (size_t i = 0; i < plan->layers.size(); ++i) {
-      const PolicyInfo* info = registry_->FindPolicy(plan->layers[i].strategy);
-      if (info == nullptr || !info->requires_full_length) {
-        plan->layers[i] = prior_plan.layers[i];
-      }
-    }
+    // hold the whole sequence grow to this turn's length (the layers do it).
+    plan->layers = prior_plan.layers;
   } else {
     const int64_t prefill = PrefillLength(s, plan->MinCapacity(), spec);
     if (absl::Status st = registry_->CheckPromptFits(*plan, prefill);

@@ -82,6 +82,7 @@ class Engine {
   const EngineOptions options_;
   int64_t context_length_;
   SessionStore sessions_;
+  TokenClasses token_classes_;
   EngineContext context_;
 
   std::mutex mu_;

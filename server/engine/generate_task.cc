@@ -7,14 +7,6 @@
 #include "server/tokenizer/tokenizer.h"
 
 namespace coldcompress {
-namespace {
-
-at::Tensor Ids(std::vector<int32_t>::const_iterator begin,
-               std::vector<int32_t>::const_iterator end) {
-  return at::tensor(std::vector<int64_t>(begin, end), at::kLong);
-}
-
-}  // namespace
 
 GenerateTask::GenerateTask(const EngineContext* context,
                            GenerateTaskOptions options)
@@ -54,25 +46,25 @@ void GenerateTask::Start() {
   const std::vector<int32_t>& prompt = o_.input.prompt;
   if (!s.initialized()) {
     // First turn: policies.md 1.2 and 5.
-    auto layers =
-        BuildCacheLayers(*context_->registry, model, o_.input.policy, o_.plan);
+    auto layers = BuildCacheLayers(*context_, o_.input.policy, o_.plan);
     if (!layers.ok()) throw std::runtime_error(layers.status().ToString());
     s.spec = o_.input.policy;
     s.plan = o_.plan;
     s.layers = *std::move(layers);
     const int64_t n = PrefillLength(static_cast<int64_t>(prompt.size()),
                                     o_.plan.MinCapacity(), s.spec);
-    logits_ = model.Prefill(Ids(prompt.begin(), prompt.begin() + n),
-                            LayerPointers(s.layers));
+    logits_ =
+        model.Prefill(std::vector<int32_t>(prompt.begin(), prompt.begin() + n),
+                      LayerPointers(s.layers));
     s.history.assign(prompt.begin(), prompt.begin() + n);
     feed_.assign(prompt.begin() + n, prompt.end());
   } else {
     // A later turn: the last generated token and the new prompt go in after
     // the cached ones; caches that hold the whole sequence grow first.
-    for (size_t i = 0; i < s.layers.size(); ++i) {
-      s.layers[i]->Grow(o_.plan.layers[i].capacity);
-    }
+    for (auto& layer : s.layers) layer->SetMaxSeqLen(o_.plan.max_seq_len);
     s.plan = o_.plan;
+    for (size_t i = 0; i < s.layers.size(); ++i)
+      s.plan.layers[i] = s.layers[i]->plan();
     std::vector<int32_t> tokens;
     if (s.pending) tokens.push_back(*s.pending);
     s.pending.reset();
@@ -83,8 +75,7 @@ void GenerateTask::Start() {
         std::all_of(layers.begin(), layers.end(),
                     [&](CacheLayer* l) { return l->CanAppend(n); });
     if (bulk) {
-      logits_ = model.Append(Ids(tokens.begin(), tokens.end()),
-                             s.next_position(), layers);
+      logits_ = model.Append(tokens, s.next_position(), layers);
       s.history.insert(s.history.end(), tokens.begin(), tokens.end());
     } else {
       feed_ = std::move(tokens);

@@ -11,8 +11,7 @@ void ScoreTask::StartContinuation() {
   LlamaModel& model = *context_->model;
   const CachePlan& plan = o_.plans[current_];
   if (base_.empty() || !(base_plan_ == plan)) {
-    auto layers =
-        BuildCacheLayers(*context_->registry, model, o_.input.policy, plan);
+    auto layers = BuildCacheLayers(*context_, o_.input.policy, plan);
     if (!layers.ok()) throw std::runtime_error(layers.status().ToString());
     base_ = *std::move(layers);
     base_plan_ = plan;
@@ -20,10 +19,8 @@ void ScoreTask::StartContinuation() {
     const int64_t n = PrefillLength(static_cast<int64_t>(ctx.size()),
                                     plan.MinCapacity(), o_.input.policy);
     const std::vector<CacheLayer*> ptrs = LayerPointers(base_);
-    base_logits_ = model.Prefill(
-        at::tensor(std::vector<int64_t>(ctx.begin(), ctx.begin() + n),
-                   at::kLong),
-        ptrs);
+    base_logits_ =
+        model.Prefill(std::vector<int32_t>(ctx.begin(), ctx.begin() + n), ptrs);
     // The rest of the context (policies.md 5) goes through decode steps.
     // TODO(#9): feed these one scheduler step at a time.
     for (size_t i = n; i < ctx.size(); ++i) {

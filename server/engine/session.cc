@@ -1,10 +1,13 @@
 #include "server/engine/session.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace coldcompress {
 
 absl::StatusOr<std::vector<std::unique_ptr<CacheLayer>>> BuildCacheLayers(
-    const PolicyRegistry& registry, const LlamaModel& model,
-    const PolicySpec& spec, const CachePlan& plan) {
+    const EngineContext& context, const PolicySpec& spec,
+    const CachePlan& plan) {
+  const LlamaModel& model = *context.model;
   std::vector<std::unique_ptr<CacheLayer>> layers;
   for (size_t i = 0; i < plan.layers.size(); ++i) {
     CacheLayerOptions options;
@@ -13,8 +16,10 @@ absl::StatusOr<std::vector<std::unique_ptr<CacheLayer>>> BuildCacheLayers(
     options.head_dim = model.config().head_dim;
     options.dtype = model.dtype();
     options.device = model.device();
+    options.max_seq_len = plan.max_seq_len;
+    options.tokens = context.tokens;
     absl::StatusOr<std::unique_ptr<CacheLayer>> layer =
-        CacheLayer::Create(registry, plan.layers[i], spec, options);
+        CacheLayer::Create(*context.registry, plan.layers[i], spec, options);
     if (!layer.ok()) return layer.status();
     layers.push_back(*std::move(layer));
   }
@@ -33,15 +38,45 @@ CacheStatsResult ComputeCacheStats(std::span<CacheLayer* const> layers,
   CacheStatsResult stats;
   if (layers.empty()) return stats;
   const int64_t cached_tokens = std::max<int64_t>(0, tokens_seen - 1);
+  const double n = static_cast<double>(layers.size());
   double sum = 0;
-  for (const CacheLayer* layer : layers) {
+  size_t steps = 0;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const CacheLayer* layer = layers[i];
     const double r = layer->CompressionRatio(tokens_seen);
     stats.layer_compression_ratio.push_back(r);
     sum += r;
     stats.cache_bytes += layer->AllocatedBytes();
-    stats.full_cache_bytes += layer->cache().FullCacheBytes(cached_tokens);
+    stats.full_cache_bytes += layer->FullCacheBytes(cached_tokens);
+    for (const auto& [key, value] : layer->Stats()) {
+      stats.extra[key] += value / n;
+      stats.extra[absl::StrCat(key, "/layer_", i)] = value;
+    }
+    if (const std::vector<double>* losses = layer->AttentionLosses()) {
+      double mean = 0;
+      for (double l : *losses) mean += l;
+      stats.layer_attention_loss.push_back(
+          losses->empty() ? 0.0 : mean / losses->size());
+      steps = losses->size();
+    }
   }
-  stats.compression_ratio = sum / static_cast<double>(layers.size());
+  stats.compression_ratio = sum / n;
+  if (!stats.layer_attention_loss.empty()) {
+    double total = 0;
+    for (double l : stats.layer_attention_loss) total += l;
+    stats.attention_loss = total / stats.layer_attention_loss.size();
+    // attention_loss@k: the mean over the first k decode steps.
+    for (size_t k = 500; k <= steps; k += 500) {
+      double at_k = 0;
+      for (const CacheLayer* layer : layers) {
+        const std::vector<double>& losses = *layer->AttentionLosses();
+        double mean = 0;
+        for (size_t t = 0; t < k; ++t) mean += losses[t];
+        at_k += mean / static_cast<double>(k);
+      }
+      stats.extra[absl::StrCat("attention_loss@", k)] = at_k / n;
+    }
+  }
   return stats;
 }
 
@@ -67,8 +102,8 @@ SessionSnapshot Session::Snapshot(bool include_positions) const {
     ls.capacity = layer->plan().capacity;
     ls.recent_window = layer->plan().recent_window;
     if (include_positions) {
-      for (int64_t h = 0; h < layer->cache().num_heads(); ++h) {
-        ls.head_positions.push_back(layer->cache().SortedPositions(h));
+      for (int64_t h = 0; h < layer->num_heads(); ++h) {
+        ls.head_positions.push_back(layer->HeadPositions(h));
       }
     }
     snap.layers.push_back(std::move(ls));

@@ -24,8 +24,8 @@ namespace coldcompress {
 
 // Builds one CacheLayer per model layer for `plan`.
 absl::StatusOr<std::vector<std::unique_ptr<CacheLayer>>> BuildCacheLayers(
-    const PolicyRegistry& registry, const LlamaModel& model,
-    const PolicySpec& spec, const CachePlan& plan);
+    const EngineContext& context, const PolicySpec& spec,
+    const CachePlan& plan);
 
 // policies.md 7 over a set of layers; `tokens_seen` counts the prompt and
 // every generated token (the last one is not in the cache yet).

@@ -13,6 +13,7 @@ class LlamaModel;
 class PolicyRegistry;
 class SessionStore;
 class Tokenizer;
+struct TokenClasses;
 
 using Clock = std::chrono::steady_clock;
 
@@ -26,6 +27,7 @@ struct EngineContext {
   const Tokenizer* tokenizer = nullptr;
   const PolicyRegistry* registry = nullptr;
   SessionStore* sessions = nullptr;
+  const TokenClasses* tokens = nullptr;  // for the hybrid policy
 };
 
 // Lets the caller stop a request; the scheduler stops it before its next

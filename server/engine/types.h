@@ -3,6 +3,7 @@
 #define COLDCOMPRESS_SERVER_ENGINE_TYPES_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,9 @@ struct CacheStatsResult {
   std::vector<double> layer_compression_ratio;
   int64_t cache_bytes = 0;
   int64_t full_cache_bytes = 0;
+  std::optional<double> attention_loss;  // analysis mode
+  std::vector<double> layer_attention_loss;
+  std::map<std::string, double> extra;
 };
 
 struct Timings {

@@ -21,6 +21,12 @@ at::Tensor Linear(const at::Tensor& x, const at::Tensor& w,
   return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
 }
 
+at::Tensor TokenTensor(const std::vector<int32_t>& tokens, at::Device device) {
+  return at::tensor(std::vector<int64_t>(tokens.begin(), tokens.end()),
+                    at::kLong)
+      .to(device);
+}
+
 at::Tensor Mlp(const at::Tensor& x, const LayerWeights& l) {
   const at::Tensor gate = at::silu(Linear(x, l.w_gate, l.b_gate));
   return Linear(gate * Linear(x, l.w_up, l.b_up), l.w_down, l.b_down);
@@ -91,9 +97,9 @@ at::Tensor LlamaModel::LastLogits(const at::Tensor& hidden) const {
   return at::matmul(weights_.lm_head, last).to(at::kFloat);
 }
 
-at::Tensor LlamaModel::Prefill(const at::Tensor& tokens,
+at::Tensor LlamaModel::Prefill(const std::vector<int32_t>& tokens,
                                std::span<CacheLayer* const> layers) {
-  const at::Tensor ids = tokens.to(device_, at::kLong);
+  const at::Tensor ids = TokenTensor(tokens, device_);
   const at::Tensor positions = at::arange(
       ids.size(0), at::TensorOptions().dtype(at::kLong).device(device_));
   const at::Tensor x = weights_.embed.index_select(0, ids).unsqueeze(0);
@@ -101,13 +107,14 @@ at::Tensor LlamaModel::Prefill(const at::Tensor& tokens,
       Trunk(x, positions,
             [&](int64_t l, const at::Tensor& q, const at::Tensor& k,
                 const at::Tensor& v) {
-              return layers[l]->Prefill(q[0], k[0], v[0]).unsqueeze(0);
+              return layers[l]->Prefill(q[0], k[0], v[0], tokens).unsqueeze(0);
             }));
 }
 
-at::Tensor LlamaModel::Append(const at::Tensor& tokens, int64_t first_position,
+at::Tensor LlamaModel::Append(const std::vector<int32_t>& tokens,
+                              int64_t first_position,
                               std::span<CacheLayer* const> layers) {
-  const at::Tensor ids = tokens.to(device_, at::kLong);
+  const at::Tensor ids = TokenTensor(tokens, device_);
   const at::Tensor positions =
       at::arange(first_position, first_position + ids.size(0),
                  at::TensorOptions().dtype(at::kLong).device(device_));
@@ -127,12 +134,14 @@ at::Tensor LlamaModel::Decode(int64_t token, int64_t position,
   const at::Tensor positions = at::full(
       {1}, position, at::TensorOptions().dtype(at::kLong).device(device_));
   const at::Tensor x = weights_.embed.index_select(0, ids).unsqueeze(0);
-  return LastLogits(
-      Trunk(x, positions,
-            [&](int64_t l, const at::Tensor& q, const at::Tensor& k,
-                const at::Tensor& v) {
-              return layers[l]->Decode(q[0], k[0], v[0], position).unsqueeze(0);
-            }));
+  return LastLogits(Trunk(x, positions,
+                          [&](int64_t l, const at::Tensor& q,
+                              const at::Tensor& k, const at::Tensor& v) {
+                            return layers[l]
+                                ->Decode(q[0], k[0], v[0], position,
+                                         static_cast<int32_t>(token))
+                                .unsqueeze(0);
+                          }));
 }
 
 at::Tensor LlamaModel::Forward(const at::Tensor& tokens) const {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "policies/cache_layer.h"
@@ -33,14 +34,13 @@ class LlamaModel {
   ModelWeights& weights() { return weights_; }
 
   // Prefill of a prompt at positions 0..S-1 through each layer's cache
-  // (policies.md 1.2). tokens: [S] int64. Returns the last position's logits
-  // [V] in float32.
-  at::Tensor Prefill(const at::Tensor& tokens,
+  // (policies.md 1.2). Returns the last position's logits [V] in float32.
+  at::Tensor Prefill(const std::vector<int32_t>& tokens,
                      std::span<CacheLayer* const> layers);
 
   // n tokens at first_position.. appended in bulk to every layer's cache.
   // REQUIRES: every layer CanAppend(n). Returns the last logits [V] float32.
-  at::Tensor Append(const at::Tensor& tokens, int64_t first_position,
+  at::Tensor Append(const std::vector<int32_t>& tokens, int64_t first_position,
                     std::span<CacheLayer* const> layers);
 
   // One token at `position` (policies.md 1.3). Returns logits [V] float32.

@@ -44,6 +44,14 @@ class SentencePieceTokenizer final : public Tokenizer {
   int32_t vocab_size() const override { return sp_->GetPieceSize(); }
   int32_t bos_id() const override { return sp_->bos_id(); }
   int32_t eos_id() const override { return sp_->eos_id(); }
+  std::vector<int32_t> SpecialIds() const override {
+    std::vector<int32_t> ids;
+    for (int id = 0; id < sp_->GetPieceSize(); ++id) {
+      if (sp_->IsControl(id) || sp_->IsUnknown(id)) ids.push_back(id);
+    }
+    return ids;
+  }
+  std::string kind() const override { return "sentencepiece"; }
 
  private:
   std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;

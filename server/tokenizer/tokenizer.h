@@ -30,6 +30,11 @@ class Tokenizer {
   // -1 when the tokenizer has none.
   virtual int32_t bos_id() const = 0;
   virtual int32_t eos_id() const = 0;
+  // Ids of special tokens (control and unknown tokens; added tokens too
+  // where the format has them).
+  virtual std::vector<int32_t> SpecialIds() const = 0;
+  // "sentencepiece" (tokenizer.model) or "bpe" (tokenizer.json).
+  virtual std::string kind() const = 0;
 };
 
 // Loads a SentencePiece model (tokenizer.model). nullptr and *error set on

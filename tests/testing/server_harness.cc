@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/testing/fixtures.h"
+
 namespace coldcompress::testing {
 
 ServerHarness::ServerHarness(const std::string& model_dir, bool load,
@@ -9,6 +11,9 @@ ServerHarness::ServerHarness(const std::string& model_dir, bool load,
   config.model_dir = model_dir;
   config.listen = "127.0.0.1:0";
   config.threads = 1;
+  if (config.presets_dir == ServerConfig().presets_dir) {
+    config.presets_dir = SourceDir() + "/configs/presets";
+  }
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(config);
   if (!server.ok()) {
     ADD_FAILURE() << server.status();

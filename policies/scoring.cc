@@ -1,0 +1,86 @@
+#include "policies/scoring.h"
+
+#include <limits>
+
+namespace coldcompress {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+}  // namespace
+
+std::vector<int64_t> EvictLowest(const at::Tensor& score, const KVCache& cache,
+                                 int64_t position,
+                                 const Protection& protection) {
+  const int64_t rows = score.size(0);
+  const int64_t n = cache.ActiveSlots();
+  const at::Tensor pos = cache.positions().narrow(0, 0, rows).narrow(1, 0, n);
+  const at::Tensor base = score.narrow(1, 0, n).to(at::kDouble);
+  const at::Tensor empty = pos < 0;
+  const at::Tensor sink =
+      (pos < protection.global_tokens) & empty.logical_not();
+  const at::Tensor recent = protection.recent_window > 0
+                                ? pos >= position - protection.recent_window
+                                : at::zeros_like(sink);
+  at::Tensor s =
+      base.masked_fill(sink | recent, kInf).masked_fill(empty, -kInf);
+  auto [best, slot] = s.min(1);
+  const at::Tensor best_cpu = best.cpu();
+  at::Tensor slot_cpu = slot.cpu();
+  for (int64_t r = 0; r < rows; ++r) {
+    if (best_cpu[r].item<double>() != kInf) continue;
+    // Every slot is protected: give up the window, then the sinks.
+    at::Tensor fallback = pos[r].to(at::kDouble).masked_fill(sink[r], kInf);
+    double low = fallback.min().item<double>();
+    slot_cpu[r].fill_(low != kInf ? fallback.argmin().item<int64_t>()
+                                  : pos[r].argmax().item<int64_t>());
+  }
+  std::vector<int64_t> out(cache.num_heads());
+  const int64_t* p = slot_cpu.to(at::kLong).contiguous().data_ptr<int64_t>();
+  for (int64_t h = 0; h < cache.num_heads(); ++h) out[h] = p[rows == 1 ? 0 : h];
+  return out;
+}
+
+at::Tensor KeepTop(const at::Tensor& priority, int64_t keep) {
+  const int64_t s = priority.size(1);
+  // Sorting the reversed rows stably puts the later position first on ties.
+  const at::Tensor flipped = priority.to(at::kDouble).flip({1});
+  const at::Tensor order =
+      std::get<1>(at::sort(flipped, /*stable=*/true, 1, /*descending=*/true));
+  const at::Tensor kept = (s - 1) - order.narrow(1, 0, keep);
+  return std::get<0>(kept.sort(1));
+}
+
+at::Tensor ProtectPrompt(at::Tensor base, int64_t global_tokens,
+                         int64_t recent_window) {
+  at::Tensor p = base.to(at::kDouble).clone();
+  const int64_t s = p.size(1);
+  const int64_t r = std::min(recent_window, s);
+  if (r > 0) p.narrow(1, s - r, r).fill_(1e300);
+  const int64_t g = std::min(global_tokens, s);
+  if (g > 0) p.narrow(1, 0, g).fill_(kInf);
+  return p;
+}
+
+at::Tensor MeanReceivedAttention(const at::Tensor& attention) {
+  const int64_t s = attention.size(-1);
+  const at::Tensor seen_by = at::arange(
+      s, 0, -1,
+      at::TensorOptions().dtype(at::kDouble).device(attention.device()));
+  return attention.to(at::kDouble).sum(1) / seen_by;  // [H, S]
+}
+
+std::mt19937_64 LayerRng(uint64_t seed, int64_t layer_index, uint64_t stream) {
+  std::seed_seq seq{
+      static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
+      static_cast<uint32_t>(layer_index), static_cast<uint32_t>(stream)};
+  return std::mt19937_64(seq);
+}
+
+at::Tensor PadTo(const at::Tensor& t, int64_t length) {
+  if (t.size(1) >= length) return t;
+  return at::cat({t, at::zeros({t.size(0), length - t.size(1)}, t.options())},
+                 1);
+}
+
+}  // namespace coldcompress
