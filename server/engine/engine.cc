@@ -24,10 +24,11 @@ Engine::Engine(std::unique_ptr<LlamaModel> model,
                           ? std::min(options.context_length,
                                      model_->config().max_position_embeddings)
                           : model_->config().max_position_embeddings),
-      sessions_(options.max_sessions),
+      sessions_(options.max_sessions, &cache_bytes_),
       token_classes_(BuildTokenClasses(*tokenizer_)) {
   context_.model = model_.get();
   context_.tokens = &token_classes_;
+  context_.cache_bytes = &cache_bytes_;
   context_.tokenizer = tokenizer_.get();
   context_.registry = registry_.get();
   context_.sessions = &sessions_;
@@ -89,7 +90,7 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> Engine::Generate(
     session = lease->session;
     created = lease->created;
   } else {
-    session = std::make_shared<Session>("");
+    session = std::make_shared<Session>("", &cache_bytes_);
   }
   auto fail = [&](absl::Status st) -> absl::Status {
     if (named) sessions_.Release(session, created);

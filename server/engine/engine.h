@@ -5,6 +5,7 @@
 #ifndef COLDCOMPRESS_SERVER_ENGINE_ENGINE_H_
 #define COLDCOMPRESS_SERVER_ENGINE_ENGINE_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <list>
@@ -71,6 +72,8 @@ class Engine {
                              const std::string& field) const;
 
   size_t num_sessions() const { return sessions_.size(); }
+  // Bytes of every live cache (sessions, one-shot requests, Score).
+  int64_t cache_bytes() const { return cache_bytes_.load(); }
 
  private:
   absl::Status Enqueue(std::unique_ptr<Task> task);
@@ -81,6 +84,7 @@ class Engine {
   std::unique_ptr<PolicyRegistry> registry_;
   const EngineOptions options_;
   int64_t context_length_;
+  std::atomic<int64_t> cache_bytes_{0};
   SessionStore sessions_;
   TokenClasses token_classes_;
   EngineContext context_;

@@ -81,6 +81,7 @@ void GenerateTask::Start() {
       feed_ = std::move(tokens);
     }
   }
+  s.memory.Set(s.AllocatedBytes());
   stage_ = feed_.empty() ? Stage::kGenerate : Stage::kFeed;
   if (feed_.empty()) prefill_done_ = Clock::now();
 }

@@ -5,7 +5,9 @@
 namespace coldcompress {
 
 ScoreTask::ScoreTask(const EngineContext* context, ScoreTaskOptions options)
-    : context_(context), o_(std::move(options)) {}
+    : context_(context),
+      o_(std::move(options)),
+      memory_(context->cache_bytes) {}
 
 void ScoreTask::StartContinuation() {
   LlamaModel& model = *context_->model;
@@ -32,6 +34,10 @@ void ScoreTask::StartContinuation() {
   for (const auto& layer : base_) working_.push_back(layer->Clone());
   logits_ = base_logits_;
   position_ = base_position_;
+  int64_t bytes = 0;
+  for (const auto& layer : base_)
+    bytes += 2 * layer->AllocatedBytes();  // base + working
+  memory_.Set(bytes);
   index_ = 0;
   output_.scores.emplace_back();
 }

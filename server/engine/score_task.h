@@ -49,6 +49,7 @@ class ScoreTask final : public Task {
   std::vector<std::unique_ptr<CacheLayer>> working_;
   at::Tensor logits_;
   int64_t position_ = 0;
+  MemoryAccount memory_;  // base_ and working_
 };
 
 }  // namespace coldcompress

@@ -36,7 +36,8 @@ std::vector<CacheLayer*> LayerPointers(
     const std::vector<std::unique_ptr<CacheLayer>>& layers);
 
 struct Session {
-  explicit Session(std::string id) : id(std::move(id)) {}
+  Session(std::string id, std::atomic<int64_t>* cache_bytes)
+      : id(std::move(id)), memory(cache_bytes) {}
 
   const std::string id;  // empty for one-shot requests
   std::mutex mu;
@@ -49,6 +50,7 @@ struct Session {
   std::optional<int32_t> pending;  // generated last, not yet in the cache
   bool busy = false;               // a request is queued or running on it
   std::weak_ptr<RequestHandle> request;  // the request in flight, if any
+  MemoryAccount memory;  // this session's share of the engine's cache bytes
 
   bool initialized() const { return !layers.empty(); }
   int64_t next_position() const { return static_cast<int64_t>(history.size()); }

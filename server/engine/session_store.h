@@ -14,7 +14,9 @@ namespace coldcompress {
 
 class SessionStore {
  public:
-  explicit SessionStore(int64_t max_sessions) : max_sessions_(max_sessions) {}
+  // `cache_bytes`: the engine's total that sessions account their caches in.
+  SessionStore(int64_t max_sessions, std::atomic<int64_t>* cache_bytes)
+      : max_sessions_(max_sessions), cache_bytes_(cache_bytes) {}
 
   struct Lease {
     std::shared_ptr<Session> session;
@@ -38,6 +40,7 @@ class SessionStore {
 
  private:
   const int64_t max_sessions_;
+  std::atomic<int64_t>* cache_bytes_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Session>> sessions_;
 };

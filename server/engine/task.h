@@ -21,13 +21,33 @@ inline double Seconds(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
+// A share of the engine's total cache bytes: Set() moves the total by the
+// difference, destruction returns the share. Thread-safe total.
+class MemoryAccount {
+ public:
+  explicit MemoryAccount(std::atomic<int64_t>* total) : total_(total) {}
+  ~MemoryAccount() { Set(0); }
+  MemoryAccount(const MemoryAccount&) = delete;
+  MemoryAccount& operator=(const MemoryAccount&) = delete;
+  void Set(int64_t bytes) {
+    if (total_ != nullptr) total_->fetch_add(bytes - bytes_);
+    bytes_ = bytes;
+  }
+  int64_t bytes() const { return bytes_; }
+
+ private:
+  std::atomic<int64_t>* total_;
+  int64_t bytes_ = 0;
+};
+
 // What every task needs from the engine. Owned by the engine.
 struct EngineContext {
   LlamaModel* model = nullptr;
   const Tokenizer* tokenizer = nullptr;
   const PolicyRegistry* registry = nullptr;
   SessionStore* sessions = nullptr;
-  const TokenClasses* tokens = nullptr;  // for the hybrid policy
+  const TokenClasses* tokens = nullptr;         // for the hybrid policy
+  std::atomic<int64_t>* cache_bytes = nullptr;  // every live cache's bytes
 };
 
 // Lets the caller stop a request; the scheduler stops it before its next

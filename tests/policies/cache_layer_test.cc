@@ -98,6 +98,33 @@ TEST_F(CacheLayerTest, QuantizedDecodeSeesTheNewTokenExactly) {
   EXPECT_NEAR(layer->CompressionRatio(7), 1.0 - 2.0 / 16.0, 1e-12);
 }
 
+// Allocated bytes are the sum of the layer's buffers: K, V, mask, positions
+// and the policy's state (heavy_hitter: float64 history, int64 ages).
+TEST(CacheLayerBytesTest, SumOfBuffersIncludingPolicyState) {
+  PolicyRegistry registry;
+  RegisterBuiltins(registry);
+  PolicySpec spec;
+  CacheLayerOptions o;
+  o.num_heads = 2;
+  o.head_dim = 8;
+  o.max_seq_len = 64;
+  const int64_t l = 16, kv = 2 * 2 * l * 8 * 4, meta = 2 * l + 2 * l * 8;
+  auto hh = *CacheLayer::Create(
+      registry, LayerPlan{"heavy_hitter", "heavy_hitter", l, 10}, spec, o);
+  EXPECT_EQ(hh->AllocatedBytes(), kv + meta + 2 * l * 8 + 2 * l * 8);
+  spec.history_window_size = 5;  // windowed: model dtype (float32) x 5
+  auto windowed = *CacheLayer::Create(
+      registry, LayerPlan{"heavy_hitter", "heavy_hitter", l, 10}, spec, o);
+  EXPECT_EQ(windowed->AllocatedBytes(), kv + meta + 2 * l * 5 * 4 + 2 * l * 8);
+  auto l2 =
+      *CacheLayer::Create(registry, LayerPlan{"l2", "l2", l, 10}, spec, o);
+  EXPECT_EQ(l2->AllocatedBytes(), kv + meta + 2 * l * 4);
+  auto rg = *CacheLayer::Create(
+      registry, LayerPlan{"recent_global", "recent_global", l, 10}, spec, o);
+  EXPECT_EQ(rg->AllocatedBytes(), kv + meta);
+  EXPECT_EQ(rg->FullCacheBytes(100), 2 * 2 * 100 * 8 * 4);
+}
+
 TEST(AttentionTest, ProbabilitiesAreGroupAveragedAndMasked) {
   at::manual_seed(2);
   const at::Tensor q = at::randn({4, 3, 8}), k = at::randn({2, 3, 8}),
