@@ -65,6 +65,10 @@ struct GenerateFlags {
   std::string cache_strategy_pattern;
   int global_tokens = -1;
   double recent_window = -1;
+  int history_window_size = -1;
+  bool attn_thresholding = false;
+  double min_recovery_frac = -1;
+  int cache_bits = 0;
   bool feed_long_prompts = false;
   bool decode_first_token = false;
 };
@@ -87,12 +91,15 @@ void PrintStats(const v1::FinalResult& f) {
       "cache of the same tokens\n",
       s.compression_ratio(), static_cast<unsigned long long>(s.cache_bytes()),
       static_cast<unsigned long long>(s.full_cache_bytes()));
+  if (s.has_attention_loss()) std::printf("attention loss %.4f\n", s.attention_loss());
   std::printf("per-layer compression:");
   for (int i = 0; i < s.layer_compression_ratio_size(); ++i) {
     std::printf(" %.3f", s.layer_compression_ratio(i));
   }
   std::printf("\n");
-  for (const auto& [k, v] : s.extra()) std::printf("%s: %.4f\n", k.c_str(), v);
+  for (const auto& [k, v] : s.extra()) {
+    if (k.find("/layer_") == std::string::npos) std::printf("%s: %.4f\n", k.c_str(), v);
+  }
 }
 
 int Generate(const GenerateFlags& f) {
@@ -118,6 +125,10 @@ int Generate(const GenerateFlags& f) {
   cache->set_strategy_pattern(f.cache_strategy_pattern);
   if (f.global_tokens >= 0) cache->set_global_tokens(f.global_tokens);
   if (f.recent_window >= 0) cache->set_recent_window(f.recent_window);
+  if (f.history_window_size >= 0) cache->set_history_window_size(f.history_window_size);
+  if (f.attn_thresholding) cache->set_attn_thresholding(true);
+  if (f.min_recovery_frac >= 0) cache->set_min_recovery_frac(f.min_recovery_frac);
+  if (f.cache_bits > 0) cache->set_cache_bits(f.cache_bits);
   cache->set_feed_long_prompts(f.feed_long_prompts);
   cache->set_decode_first_token(f.decode_first_token);
 
@@ -219,6 +230,10 @@ int main(int argc, char** argv) {
                   "tile|repeat");
   gen->add_option("--global_tokens", g.global_tokens);
   gen->add_option("--recent_window", g.recent_window);
+  gen->add_option("--history_window_size", g.history_window_size);
+  gen->add_flag("--attn_thresholding", g.attn_thresholding);
+  gen->add_option("--min_recovery_frac", g.min_recovery_frac);
+  gen->add_option("--cache_bits", g.cache_bits, "2, 4 or 8: quantized cache storage");
   gen->add_flag("--feed_long_prompts", g.feed_long_prompts);
   gen->add_flag("--decode_first_token", g.decode_first_token);
 

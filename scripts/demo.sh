@@ -28,10 +28,10 @@ done
 address=127.0.0.1:$port
 "$BUILD_DIR"/client/coldcompress health --server "$address" --wait 60 >/dev/null
 
-echo "== coldcompress generate (server $address, model models/default)"
-"$BUILD_DIR"/client/coldcompress generate --server "$address" \
-  --prompt "The special number for the quiet river is 4721. Remember it. What is the special number for the quiet river?" \
-  --max_new_tokens 48 --cache_strategy full
+prompt="The special number for the quiet river is 4721. Remember it. What is the special number for the quiet river?"
+echo "== coldcompress generate --cache_config heavy_hitter --max_cache_length 0.5 (server $address, model models/default)"
+"$BUILD_DIR"/client/coldcompress generate --server "$address" --prompt "$prompt" \
+  --max_new_tokens 48 --cache_config heavy_hitter --max_cache_length 0.5
 
 kill -TERM $server
 wait $server
