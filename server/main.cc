@@ -62,6 +62,10 @@ int main(int argc, char** argv) {
        "context length cap (0 = the model's)");
   Flag(app, apply, config, "max_message_bytes",
        &ServerConfig::max_message_bytes, "gRPC message size limit");
+  Flag(app, apply, config, "presets_dir", &ServerConfig::presets_dir,
+       "cache presets folder");
+  Flag(app, apply, config, "default_preset", &ServerConfig::default_preset,
+       "preset of requests that set no cache policy");
   app.set_version_flag("--version", coldcompress::kVersion);
   CLI11_PARSE(app, argc, argv);
 
