@@ -295,6 +295,10 @@ void Engine::Loop() {
       bool done;
       try {
         done = (*it)->Step();
+      } catch (const c10::Error& e) {
+        (*it)->Abort(absl::InternalError(
+            absl::StrCat("model step failed: ", e.what_without_backtrace())));
+        done = true;
       } catch (const std::exception& e) {
         (*it)->Abort(
             absl::InternalError(absl::StrCat("model step failed: ", e.what())));

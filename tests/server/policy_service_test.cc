@@ -187,6 +187,9 @@ TEST_F(PolicyServiceTest, EveryPresetStreamsWithConsistentStatistics) {
     }
   }
   // Every session's bytes are accounted, and closing returns them.
+  const v1::ServerInfo open = Info();
+  EXPECT_EQ(open.sessions(), Presets().size());
+  EXPECT_GT(static_cast<int64_t>(open.cache_bytes()), before);
   int64_t freed = 0;
   for (const std::string& preset : Presets())
     freed += Close("preset-" + preset);
