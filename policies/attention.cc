@@ -21,7 +21,9 @@ std::pair<at::Tensor, at::Tensor> AttendGrouped(const at::Tensor& q,
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   // scores: [H, G*Sq, Sk]
   at::Tensor scores = at::bmm(q.reshape({h, g * sq, d}), k.transpose(1, 2));
-  scores = scores.view({h, g, sq, sk}).to(at::kFloat).mul_(scale);
+  scores = scores.view({h, g, sq, sk})
+               .to(AccumulationDtype(q.scalar_type()))
+               .mul_(scale);
   scores.masked_fill_(mask.logical_not().unsqueeze(1),
                       -std::numeric_limits<float>::infinity());
   at::Tensor probs = at::softmax(scores, -1).to(q.scalar_type());
@@ -55,6 +57,10 @@ AttentionResult Attend(const at::Tensor& q, const at::Tensor& k,
   }
   result.output = at::cat(outs, 2).reshape({hq, sq, d});
   return result;
+}
+
+at::ScalarType AccumulationDtype(at::ScalarType dtype) {
+  return dtype == at::kHalf || dtype == at::kBFloat16 ? at::kFloat : dtype;
 }
 
 at::Tensor CausalMask(int64_t s, at::Device device) {

@@ -15,10 +15,14 @@ struct AttentionResult {
 // q: [Hq, Sq, d]; k, v: [H, Sk, d] with Hq a multiple of H (query head j
 // reads KV head j / (Hq / H)); mask: bool, broadcastable to [H, Sq, Sk], true
 // where a query may attend. Every query row must allow at least one key.
-// The softmax runs in float32 and is cast back to the model dtype.
+// The softmax runs in AccumulationDtype() and is cast back to the model dtype.
 AttentionResult Attend(const at::Tensor& q, const at::Tensor& k,
                        const at::Tensor& v, const at::Tensor& mask,
                        bool want_probs);
+
+// float32 for 16-bit model dtypes, else the dtype itself (float32, float64):
+// where scores, softmaxes and policy statistics are computed.
+at::ScalarType AccumulationDtype(at::ScalarType dtype);
 
 // [S, S] bool lower-triangular mask (query i sees keys 0..i).
 at::Tensor CausalMask(int64_t s, at::Device device);

@@ -3,6 +3,7 @@
 // the lowest mean attention since it was inserted.
 #include <limits>
 
+#include "policies/attention.h"
 #include "policies/builtins.h"
 #include "policies/scoring.h"
 
@@ -130,7 +131,9 @@ class SnapKVCompressor final : public PromptCompressor {
     const int64_t s = o.prompt_length;
     const int64_t obs = std::min<int64_t>(16, s);
     // v: [H, S] mean over the last obs query rows, then pooled over keys.
-    at::Tensor v = o.attention.narrow(1, s - obs, obs).to(at::kFloat).mean(1);
+    at::Tensor v = o.attention.narrow(1, s - obs, obs)
+                       .to(AccumulationDtype(o.attention.scalar_type()))
+                       .mean(1);
     v = at::avg_pool1d(v.unsqueeze(1), {5}, {1}, {2}, /*ceil_mode=*/false,
                        /*count_include_pad=*/false)
             .squeeze(1);

@@ -1,5 +1,6 @@
 // `l2` (policies.md 3.4, 4; Devoto et al. 2024): a low key norm means an
 // important token, so the largest-norm key is evicted first. Head-specific.
+#include "policies/attention.h"
 #include "policies/builtins.h"
 #include "policies/scoring.h"
 
@@ -10,9 +11,10 @@ class L2Policy final : public Policy {
  public:
   explicit L2Policy(const PolicyContext& c)
       : protection_{c.spec->global_tokens, c.layer->recent_window},
-        key_norm_(at::zeros(
-            {c.num_heads, c.layer->capacity},
-            at::TensorOptions().dtype(at::kFloat).device(c.device))) {}
+        key_norm_(at::zeros({c.num_heads, c.layer->capacity},
+                            at::TensorOptions()
+                                .dtype(AccumulationDtype(c.dtype))
+                                .device(c.device))) {}
 
   bool head_specific() const override { return true; }
   bool needs_attention() const override { return false; }
@@ -20,7 +22,8 @@ class L2Policy final : public Policy {
   void OnPrefill(const PrefillObservation& o) override {
     // kept_keys: [H, n, d]
     key_norm_.zero_();
-    const at::Tensor norms = o.kept_keys.to(at::kFloat).norm(2, -1);
+    const at::Tensor norms =
+        o.kept_keys.to(key_norm_.scalar_type()).norm(2, -1);
     key_norm_.narrow(1, 0, norms.size(1))
         .copy_(norms.masked_fill(o.kept < 0, 0));
   }
@@ -34,7 +37,8 @@ class L2Policy final : public Policy {
   }
 
   void UpdateState(const DecodeObservation& o) override {
-    const at::Tensor norms = o.key.to(at::kFloat).norm(2, -1);  // [H]
+    const at::Tensor norms =
+        o.key.to(key_norm_.scalar_type()).norm(2, -1);  // [H]
     for (size_t h = 0; h < o.slots->size(); ++h) {
       if ((*o.slots)[h] >= 0) key_norm_[h][(*o.slots)[h]].copy_(norms[h]);
     }

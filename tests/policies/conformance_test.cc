@@ -10,6 +10,7 @@
 #include "policies/cache_layer.h"
 #include "policies/registry.h"
 #include "policies/scoring.h"
+#include "tests/testing/server_harness.h"
 
 namespace coldcompress {
 namespace {
@@ -17,14 +18,7 @@ namespace {
 constexpr int64_t kHeads = 2, kQueryHeads = 4, kDim = 8;
 constexpr int64_t kSinks = 2, kRecent = 3;
 
-PolicyRegistry& Registry() {
-  static PolicyRegistry* registry = [] {
-    auto* r = new PolicyRegistry();
-    RegisterBuiltins(*r);
-    return r;
-  }();
-  return *registry;
-}
+const PolicyRegistry& Registry() { return testing::BuiltinRegistry(); }
 
 const TokenClasses& Classes() {
   static const TokenClasses* classes = [] {

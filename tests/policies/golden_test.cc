@@ -4,18 +4,12 @@
 
 #include "policies/cache_layer.h"
 #include "policies/registry.h"
+#include "tests/testing/server_harness.h"
 
 namespace coldcompress {
 namespace {
 
-PolicyRegistry& Registry() {
-  static PolicyRegistry* registry = [] {
-    auto* r = new PolicyRegistry();
-    RegisterBuiltins(*r);
-    return r;
-  }();
-  return *registry;
-}
+const PolicyRegistry& Registry() { return testing::BuiltinRegistry(); }
 
 const TokenClasses kNoTokens;
 

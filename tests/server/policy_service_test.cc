@@ -22,16 +22,8 @@ std::vector<int32_t> Prompt(int32_t n) {
   return ids;
 }
 
-class PolicyServiceTest : public ::testing::Test {
+class PolicyServiceTest : public testing::SharedServerTest {
  protected:
-  static void SetUpTestSuite() {
-    harness_ = new ServerHarness(FixtureDir("llama"));
-  }
-  static void TearDownTestSuite() {
-    delete harness_;
-    harness_ = nullptr;
-  }
-
   static v1::SessionInfo Session(const std::string& id) {
     grpc::ClientContext ctx;
     v1::GetSessionRequest get;
@@ -68,10 +60,7 @@ class PolicyServiceTest : public ::testing::Test {
     for (const v1::Preset& p : list.presets()) names.push_back(p.name());
     return names;
   }
-
-  static ServerHarness* harness_;
 };
-ServerHarness* PolicyServiceTest::harness_ = nullptr;
 
 TEST_F(PolicyServiceTest, ListPoliciesHasEveryPolicyPresetAndParameters) {
   grpc::ClientContext ctx;

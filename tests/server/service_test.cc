@@ -28,18 +28,7 @@ std::vector<int32_t> Range(int32_t from, int32_t n) {
   return ids;
 }
 
-class ServiceTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    harness_ = new ServerHarness(FixtureDir("llama"));
-  }
-  static void TearDownTestSuite() {
-    delete harness_;
-    harness_ = nullptr;
-  }
-  static ServerHarness* harness_;
-};
-ServerHarness* ServiceTest::harness_ = nullptr;
+class ServiceTest : public testing::SharedServerTest {};
 
 // Each bad request gets its code and a message naming the field; the server
 // keeps serving.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "policies/registry.h"
 #include "tests/testing/fixtures.h"
 
 namespace coldcompress::testing {
@@ -55,6 +56,24 @@ ServerHarness::Stream ServerHarness::Generate(
   }
   out.status = reader->Finish();
   return out;
+}
+
+void SharedServerTest::SetUpTestSuite() {
+  harness_ = new ServerHarness(FixtureDir("llama"));
+}
+
+void SharedServerTest::TearDownTestSuite() {
+  delete harness_;
+  harness_ = nullptr;
+}
+
+const PolicyRegistry& BuiltinRegistry() {
+  static const PolicyRegistry* registry = [] {
+    auto* r = new PolicyRegistry();
+    RegisterBuiltins(*r);
+    return r;
+  }();
+  return *registry;
 }
 
 v1::GenerateRequest IdsRequest(const std::vector<int32_t>& ids,

@@ -4,6 +4,7 @@
 #define COLDCOMPRESS_TESTS_TESTING_SERVER_HARNESS_H_
 
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 
 #include <memory>
 #include <string>
@@ -12,6 +13,10 @@
 #include "coldcompress/v1/coldcompress.grpc.pb.h"
 #include "server/config.h"
 #include "server/server.h"
+
+namespace coldcompress {
+class PolicyRegistry;
+}
 
 namespace coldcompress::testing {
 
@@ -43,6 +48,17 @@ class ServerHarness {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::ColdCompress::Stub> stub_;
 };
+
+// A test suite sharing one loaded server on the `llama` fixture.
+class SharedServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite();
+  static void TearDownTestSuite();
+  inline static ServerHarness* harness_ = nullptr;
+};
+
+// The registry with every built-in policy and compressor.
+const PolicyRegistry& BuiltinRegistry();
 
 // A request from token ids, greedy, ignoring EOS.
 v1::GenerateRequest IdsRequest(const std::vector<int32_t>& ids,
