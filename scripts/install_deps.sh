@@ -16,8 +16,14 @@ PACKAGES=(
   libgtest-dev libgmock-dev         # tests
   nlohmann-json3-dev                # JSON (safetensors headers, config.json)
   libcli11-dev                      # command-line flags
+  libpcre2-dev                      # pre-tokenizer regexes of tokenizer.json (\p{L}, lookahead)
+  libutf8proc-dev                   # Unicode NFC normalization (Qwen2 tokenizers)
+  libbenchmark-dev                  # Google Benchmark: tokenizer throughput
   python3-torch python3-numpy       # independent reference implementation used by tests only
 )
+# Tests run the reference JavaScript tokenizers (npm registry) with Node.js;
+# use the machine's Node.js when it has one, else Debian's.
+if ! command -v npm >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

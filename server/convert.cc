@@ -123,11 +123,18 @@ absl::StatusOr<GenerateInput> ToGenerateInput(const v1::GenerateRequest& r,
       if (in.prompt.empty())
         return absl::InvalidArgumentError("prompt_token_ids: is empty");
       break;
-    case v1::GenerateRequest::kMessages:
-      // TODO(#4): chat templates.
-      return absl::UnimplementedError(
-          "messages: this server has no chat template for its model yet; send "
-          "prompt or prompt_token_ids");
+    case v1::GenerateRequest::kMessages: {
+      std::vector<ChatTurn> turns;
+      for (const v1::ChatMessage& m : r.messages().messages()) {
+        turns.push_back({m.role(), m.content()});
+      }
+      absl::StatusOr<std::vector<int32_t>> ids =
+          engine.chat_template().Apply(turns);
+      if (!ids.ok()) return ids.status();
+      in.prompt = *std::move(ids);
+      in.stop_token_ids = engine.chat_template().StopIds();
+      break;
+    }
     default:
       return absl::InvalidArgumentError(
           "prompt: one of prompt, messages or prompt_token_ids is required");

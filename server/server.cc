@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <google/protobuf/stubs/logging.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -35,6 +36,12 @@ Server::~Server() { Shutdown(0); }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     const ServerConfig& config) {
+  // protobuf's own complaints (e.g. a request string that is not UTF-8, which
+  // the service reports to the client) go to the debug log.
+  google::protobuf::SetLogHandler([](google::protobuf::LogLevel, const char*,
+                                     int, const std::string& message) {
+    spdlog::debug("protobuf: {}", message);
+  });
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   grpc::EnableDefaultHealthCheckService(true);
@@ -126,6 +133,7 @@ absl::Status Server::LoadModel() {
   options.max_new_tokens = c.max_new_tokens;
   options.context_length = c.context_length;
   options.threads = c.threads;
+  options.chat_template = LoadChatTemplateText(c.model_dir);
   const ModelConfig mc = (*model)->config();
   impl_->engine = std::make_unique<Engine>(
       *std::move(model), *std::move(tokenizer), std::move(registry), options);

@@ -9,6 +9,7 @@
 #include "server/engine/engine.h"
 #include "server/model/checkpoint.h"
 #include "server/status.h"
+#include "server/wire.h"
 
 namespace coldcompress {
 namespace {
@@ -25,17 +26,23 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
 }
 
 // Streams one Generate: engine events are queued and written one at a time;
-// chunks that pile up while a write is in flight are merged.
+// chunks that pile up while a write is in flight are merged. Raw buffers: the
+// request is parsed here so that invalid UTF-8 gets a precise error.
 class GenerateReactor final
-    : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+    : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   GenerateReactor(Engine* engine, const PresetStore& presets,
-                  const v1::GenerateRequest* request)
+                  const grpc::ByteBuffer* raw)
       : state_(std::make_shared<State>()) {
     std::lock_guard<std::mutex> lock(state_->mu);
     state_->reactor = this;
+    v1::GenerateRequest request;
+    if (absl::Status parsed = ParseRequest(*raw, &request); !parsed.ok()) {
+      FinishLocked(ToGrpcStatus(parsed));
+      return;
+    }
     absl::StatusOr<GenerateInput> input =
-        ToGenerateInput(*request, *engine, presets);
+        ToGenerateInput(request, *engine, presets);
     if (!input.ok()) {
       FinishLocked(ToGrpcStatus(input.status()));
       return;
@@ -82,6 +89,7 @@ class GenerateReactor final
     std::mutex mu;
     GenerateReactor* reactor = nullptr;      // null once the call is done
     std::deque<v1::GenerateResponse> queue;  // front is in flight when writing
+    grpc::ByteBuffer in_flight;              // the front, serialized
     bool writing = false;
     bool ended = false;  // a final result or error was queued
     grpc::Status end_status;
@@ -118,7 +126,8 @@ class GenerateReactor final
     if (state_->writing || state_->finish_called) return;
     if (!state_->queue.empty()) {
       state_->writing = true;
-      StartWrite(&state_->queue.front());
+      SerializeToBuffer(state_->queue.front(), &state_->in_flight);
+      StartWrite(&state_->in_flight);
     } else if (state_->ended) {
       FinishLocked(state_->end_status);
     }
@@ -140,15 +149,24 @@ class GenerateReactor final
 class ScoreReactor final : public grpc::ServerUnaryReactor {
  public:
   ScoreReactor(Engine* engine, const PresetStore& presets,
-               const v1::ScoreRequest* request, v1::ScoreResponse* response) {
-    absl::StatusOr<ScoreInput> input = ToScoreInput(*request, *engine, presets);
+               const grpc::ByteBuffer* raw, grpc::ByteBuffer* response) {
+    v1::ScoreRequest request;
+    if (absl::Status parsed = ParseRequest(*raw, &request); !parsed.ok()) {
+      Finish(ToGrpcStatus(parsed));
+      return;
+    }
+    absl::StatusOr<ScoreInput> input = ToScoreInput(request, *engine, presets);
     if (!input.ok()) {
       Finish(ToGrpcStatus(input.status()));
       return;
     }
     absl::StatusOr<std::shared_ptr<RequestHandle>> handle = engine->Score(
         *std::move(input), [this, response](absl::StatusOr<ScoreOutput> out) {
-          if (out.ok()) ToProto(*out, response);
+          if (out.ok()) {
+            v1::ScoreResponse proto;
+            ToProto(*out, &proto);
+            SerializeToBuffer(proto, response);
+          }
           Finish(ToGrpcStatus(out.status()));
         });
     if (!handle.ok()) {
@@ -177,12 +195,12 @@ void ColdCompressService::SetEngine(Engine* engine, ServiceInfo info) {
   engine_.store(engine);
 }
 
-grpc::ServerWriteReactor<v1::GenerateResponse>* ColdCompressService::Generate(
-    grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* ColdCompressService::Generate(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
   Engine* engine = engine_.load();
   if (engine == nullptr) {
     class Unavailable final
-        : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+        : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
      public:
       Unavailable() { Finish(kLoading); }
       void OnDone() override { delete this; }
@@ -193,24 +211,30 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* ColdCompressService::Generate(
 }
 
 grpc::ServerUnaryReactor* ColdCompressService::Score(
-    grpc::CallbackServerContext* context, const v1::ScoreRequest* request,
-    v1::ScoreResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
   Engine* engine = engine_.load();
   if (engine == nullptr) return FinishNow(context, kLoading);
   return new ScoreReactor(engine, info_.presets, request, response);
 }
 
 grpc::ServerUnaryReactor* ColdCompressService::Tokenize(
-    grpc::CallbackServerContext* context, const v1::TokenizeRequest* request,
-    v1::TokenizeResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw,
+    grpc::ByteBuffer* raw_response) {
   Engine* engine = engine_.load();
   if (engine == nullptr) return FinishNow(context, kLoading);
+  v1::TokenizeRequest request;
+  if (absl::Status parsed = ParseRequest(*raw, &request); !parsed.ok()) {
+    return FinishNow(context, ToGrpcStatus(parsed));
+  }
+  v1::TokenizeResponse response;
   const Tokenizer& tokenizer = engine->tokenizer();
   for (int32_t id :
-       tokenizer.Encode(request->text(), request->add_special_tokens())) {
-    response->add_token_ids(id);
-    response->add_pieces(tokenizer.Piece(id));
+       tokenizer.Encode(request.text(), request.add_special_tokens())) {
+    response.add_token_ids(id);
+    response.add_pieces(tokenizer.Piece(id));
   }
+  SerializeToBuffer(response, raw_response);
   return FinishNow(context, grpc::Status::OK);
 }
 

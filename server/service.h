@@ -21,7 +21,19 @@ struct ServiceInfo {
   PresetStore presets;
 };
 
-class ColdCompressService final : public v1::ColdCompress::CallbackService {
+// Generate, Score and Tokenize take raw buffers (they carry free text and
+// parse it themselves: wire.h); the others take messages.
+using ColdCompressServiceBase =
+    v1::ColdCompress::WithRawCallbackMethod_Generate<
+        v1::ColdCompress::WithRawCallbackMethod_Score<
+            v1::ColdCompress::WithRawCallbackMethod_Tokenize<
+                v1::ColdCompress::WithCallbackMethod_ListPolicies<
+                    v1::ColdCompress::WithCallbackMethod_GetSession<
+                        v1::ColdCompress::WithCallbackMethod_CloseSession<
+                            v1::ColdCompress::WithCallbackMethod_GetServerInfo<
+                                v1::ColdCompress::Service>>>>>>>;
+
+class ColdCompressService final : public ColdCompressServiceBase {
  public:
   ColdCompressService() = default;
 
@@ -29,15 +41,15 @@ class ColdCompressService final : public v1::ColdCompress::CallbackService {
   // calls).
   void SetEngine(Engine* engine, ServiceInfo info);
 
-  grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Generate(
       grpc::CallbackServerContext* context,
-      const v1::GenerateRequest* request) override;
+      const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* context,
-                                  const v1::ScoreRequest* request,
-                                  v1::ScoreResponse* response) override;
+                                  const grpc::ByteBuffer* request,
+                                  grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context,
-                                     const v1::TokenizeRequest* request,
-                                     v1::TokenizeResponse* response) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListPolicies(
       grpc::CallbackServerContext* context,
       const v1::ListPoliciesRequest* request,

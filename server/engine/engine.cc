@@ -25,7 +25,8 @@ Engine::Engine(std::unique_ptr<LlamaModel> model,
                                      model_->config().max_position_embeddings)
                           : model_->config().max_position_embeddings),
       sessions_(options.max_sessions, &cache_bytes_),
-      token_classes_(BuildTokenClasses(*tokenizer_)) {
+      token_classes_(BuildTokenClasses(*tokenizer_)),
+      chat_template_(ChatTemplate::Detect(*tokenizer_, options.chat_template)) {
   context_.model = model_.get();
   context_.tokens = &token_classes_;
   context_.cache_bytes = &cache_bytes_;

@@ -21,6 +21,7 @@
 #include "server/engine/task.h"
 #include "server/engine/types.h"
 #include "server/model/llama.h"
+#include "server/tokenizer/chat_template.h"
 #include "server/tokenizer/tokenizer.h"
 
 namespace coldcompress {
@@ -32,6 +33,9 @@ struct EngineOptions {
   int64_t max_new_tokens = 0;        // 0: the context length
   int64_t context_length = 0;        // 0: the model's max_position_embeddings
   int threads = 0;                   // intra-op threads; 0: all cores
+  // tokenizer_config.json's chat_template text (only used to tell Llama-3.1
+  // from Llama-3); the family comes from the tokenizer.
+  std::string chat_template;
 };
 
 class Engine {
@@ -45,6 +49,7 @@ class Engine {
   const ModelConfig& model_config() const { return model_->config(); }
   const LlamaModel& model() const { return *model_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const ChatTemplate& chat_template() const { return chat_template_; }
   const PolicyRegistry& registry() const { return *registry_; }
   const EngineOptions& options() const { return options_; }
   int64_t context_length() const { return context_length_; }
@@ -87,6 +92,7 @@ class Engine {
   std::atomic<int64_t> cache_bytes_{0};
   SessionStore sessions_;
   TokenClasses token_classes_;
+  ChatTemplate chat_template_;
   EngineContext context_;
 
   std::mutex mu_;

@@ -99,6 +99,8 @@ void GenerateTask::FeedOne() {
 }
 
 bool GenerateTask::IsEos(int32_t token) const {
+  const auto& stops = o_.input.stop_token_ids;
+  if (std::find(stops.begin(), stops.end(), token) != stops.end()) return true;
   const auto& eos = context_->model->config().eos_token_ids;
   if (eos.empty()) return token == context_->tokenizer->eos_id();
   return std::find(eos.begin(), eos.end(), token) != eos.end();

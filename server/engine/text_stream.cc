@@ -36,7 +36,7 @@ TextStream::TextStream(const Tokenizer* tokenizer,
 std::string TextStream::Push(int32_t token) {
   if (stopped_) return "";
   ids_.push_back(token);
-  std::string decoded = tokenizer_->Decode(ids_);
+  std::string decoded = tokenizer_->Decode(ids_, /*skip_special_tokens=*/true);
   // A trailing U+FFFD is an unfinished character: wait for its other bytes.
   const bool incomplete =
       decoded.size() >= kReplacement.size() &&

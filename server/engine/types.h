@@ -19,6 +19,8 @@ struct GenerateInput {
   int64_t max_new_tokens = 0;
   SamplingOptions sampling;
   std::vector<std::string> stop;
+  // Token ids that end generation like EOS (a chat template's end of turn).
+  std::vector<int32_t> stop_token_ids;
   bool ignore_eos = false;
   PolicySpec policy;
   // False when the request left the policy empty: a session's follow-up turn

@@ -10,10 +10,15 @@
 
 namespace coldcompress {
 
-// tokenizer.model (SentencePiece). add_bos comes from tokenizer_config.json's
-// "add_bos_token" (default true, as for Llama-2).
+// tokenizer.json (Hugging Face, with tokenizer_config.json) when present, else
+// tokenizer.model (SentencePiece; add_bos from tokenizer_config.json's
+// "add_bos_token", default true as for Llama-2).
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(
     const std::string& dir);
+
+// tokenizer_config.json's "chat_template" text ("" when absent; the
+// "default" entry of a list of named templates).
+std::string LoadChatTemplateText(const std::string& dir);
 
 }  // namespace coldcompress
 

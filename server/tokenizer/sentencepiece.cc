@@ -33,7 +33,9 @@ class SentencePieceTokenizer final : public Tokenizer {
     return out;
   }
 
-  std::string Decode(const std::vector<int32_t>& ids) const override {
+  std::string Decode(const std::vector<int32_t>& ids,
+                     bool skip_special_tokens) const override {
+    // SentencePiece decodes control tokens to nothing either way.
     std::vector<int> in(ids.begin(), ids.end());
     std::string text;
     sp_->Decode(in, &text).IgnoreError();
@@ -52,6 +54,10 @@ class SentencePieceTokenizer final : public Tokenizer {
     return ids;
   }
   std::string kind() const override { return "sentencepiece"; }
+  int32_t TokenId(std::string_view token) const override {
+    const int id = sp_->PieceToId(std::string(token));
+    return id == sp_->unk_id() && token != sp_->IdToPiece(id) ? -1 : id;
+  }
 
  private:
   std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;

@@ -25,7 +25,7 @@ TokenClasses BuildTokenClasses(const Tokenizer& tokenizer) {
   }
   classes.punctuation.resize(tokenizer.vocab_size());
   for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
-    classes.punctuation[id] = IsPunctuationText(tokenizer.Decode({id}));
+    classes.punctuation[id] = IsPunctuationText(tokenizer.Decode({id}, false));
   }
   return classes;
 }

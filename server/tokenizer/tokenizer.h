@@ -21,9 +21,10 @@ class Tokenizer {
   // the tokenizer adds one).
   virtual std::vector<int32_t> Encode(std::string_view text,
                                       bool add_special_tokens) const = 0;
-  // Text of `ids`. Bytes of an incomplete UTF-8 character at the end come out
-  // as U+FFFD.
-  virtual std::string Decode(const std::vector<int32_t>& ids) const = 0;
+  // Text of `ids` (special tokens dropped when asked). Bytes of an
+  // incomplete UTF-8 character come out as U+FFFD.
+  virtual std::string Decode(const std::vector<int32_t>& ids,
+                             bool skip_special_tokens) const = 0;
   // The vocabulary entry of `id` (e.g. "▁the", "<0x0A>").
   virtual std::string Piece(int32_t id) const = 0;
   virtual int32_t vocab_size() const = 0;
@@ -35,6 +36,8 @@ class Tokenizer {
   virtual std::vector<int32_t> SpecialIds() const = 0;
   // "sentencepiece" (tokenizer.model) or "bpe" (tokenizer.json).
   virtual std::string kind() const = 0;
+  // The id of a vocabulary entry or added token, -1 when there is none.
+  virtual int32_t TokenId(std::string_view token) const = 0;
 };
 
 // Loads a SentencePiece model (tokenizer.model). nullptr and *error set on

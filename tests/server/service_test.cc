@@ -345,6 +345,85 @@ TEST_F(ServiceTest, CancelledStreamStops) {
   EXPECT_LT(info.tokens_seen(), 10u + 1500);
 }
 
+// Invalid UTF-8 in any text field is INVALID_ARGUMENT naming the field (the
+// server parses these requests itself; protobuf alone would refuse them
+// without saying why).
+TEST_F(ServiceTest, InvalidUtf8NamesTheField) {
+  const std::string bad = std::string("abc\xff\xfe def");
+  v1::GenerateRequest prompt;
+  prompt.set_prompt(bad);
+  prompt.set_max_new_tokens(2);
+  ServerHarness::Stream s = harness_->Generate(prompt);
+  EXPECT_EQ(s.status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(s.status.error_message(), "prompt: is not valid UTF-8");
+
+  v1::GenerateRequest chat;
+  chat.mutable_messages()->add_messages()->set_content("fine");
+  auto* m = chat.mutable_messages()->add_messages();
+  m->set_role("user");
+  m->set_content(bad);
+  chat.set_max_new_tokens(2);
+  s = harness_->Generate(chat);
+  EXPECT_EQ(s.status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(s.status.error_message(),
+            "messages.messages[1].content: is not valid UTF-8");
+
+  v1::GenerateRequest stop = IdsRequest({1, 2}, 2);
+  stop.add_stop("ok");
+  stop.add_stop(bad);
+  s = harness_->Generate(stop);
+  EXPECT_EQ(s.status.error_message(), "stop[1]: is not valid UTF-8");
+
+  v1::ScoreRequest score;
+  score.set_context("fine");
+  score.add_continuations()->set_text(bad);
+  grpc::ClientContext c1;
+  v1::ScoreResponse scored;
+  grpc::Status st = harness_->stub().Score(&c1, score, &scored);
+  EXPECT_EQ(st.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message(), "continuations[0].text: is not valid UTF-8");
+
+  v1::TokenizeRequest tokenize;
+  tokenize.set_text(bad);
+  grpc::ClientContext c2;
+  v1::TokenizeResponse tokens;
+  st = harness_->stub().Tokenize(&c2, tokenize, &tokens);
+  EXPECT_EQ(st.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message(), "text: is not valid UTF-8");
+  EXPECT_TRUE(harness_->Generate(IdsRequest({1, 2}, 2)).status.ok());
+}
+
+// messages go through the checkpoint's chat template (Llama-2 [INST] for a
+// SentencePiece model); the prompt is exactly the template's ids.
+TEST_F(ServiceTest, MessagesUseTheChatTemplate) {
+  v1::GenerateRequest r;
+  auto* sys = r.mutable_messages()->add_messages();
+  sys->set_role("system");
+  sys->set_content("Be brief.");
+  auto* user = r.mutable_messages()->add_messages();
+  user->set_role("user");
+  user->set_content("Hi there");
+  r.set_max_new_tokens(3);
+  r.set_ignore_eos(true);
+  r.set_session_id("chat-template");
+  ServerHarness::Stream s = harness_->Generate(r);
+  ASSERT_TRUE(s.status.ok()) << s.status.error_message();
+  // <s> + encode("[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi there [/INST]")
+  grpc::ClientContext ctx;
+  v1::TokenizeRequest tr;
+  tr.set_text("[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi there [/INST]");
+  v1::TokenizeResponse tokens;
+  ASSERT_TRUE(harness_->stub().Tokenize(&ctx, tr, &tokens).ok());
+  EXPECT_EQ(s.final.usage().prompt_tokens(), 1u + tokens.token_ids_size());
+  v1::GenerateRequest bad = r;
+  bad.mutable_messages()->mutable_messages(1)->set_role("robot");
+  bad.set_session_id("");
+  ServerHarness::Stream b = harness_->Generate(bad);
+  EXPECT_EQ(b.status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(b.status.error_message().find("messages[1].role"),
+            std::string::npos);
+}
+
 TEST(ServerLifecycleTest, HealthAndUnavailableWhileLoading) {
   ServerHarness harness(FixtureDir("llama"), /*load=*/false);
   auto health = grpc::health::v1::Health::NewStub(harness.channel());

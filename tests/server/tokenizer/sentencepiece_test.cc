@@ -26,9 +26,9 @@ TEST_F(SentencePieceTest, EncodeDecodeRoundTrip) {
   ASSERT_GT(ids.size(), 3u);
   EXPECT_EQ(ids[0], 1);
   EXPECT_NE(tokenizer_->Encode(text, false)[0], 1);
-  EXPECT_EQ(
-      tokenizer_->Decode(std::vector<int32_t>(ids.begin() + 1, ids.end())),
-      text);
+  EXPECT_EQ(tokenizer_->Decode(std::vector<int32_t>(ids.begin() + 1, ids.end()),
+                               false),
+            text);
   EXPECT_EQ(tokenizer_->Piece(ids[0]), "<s>");
 }
 
