@@ -7,8 +7,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "server/engine/text_stream.h"
 #include "server/tokenizer/hf_tokenizer.h"
 #include "server/tokenizer/load.h"
+#include "server/tokenizer/token_classes.h"
 #include "tests/testing/fixtures.h"
 
 namespace coldcompress {
@@ -179,6 +181,59 @@ TEST(ChatTemplateTest, BadMessagesNameTheField) {
   auto order = chat.Apply({{"user", "a"}, {"user", "b"}});
   EXPECT_NE(order.status().message().find("messages[1].role"),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace coldcompress
+
+namespace coldcompress {
+namespace {
+
+// The hybrid policy's token classes from a byte-level tokenizer: special
+// tokens alone; punctuation by decoded text ("Ġ," decodes to " ,").
+TEST(TokenClassesTest, FromTokenizerJson) {
+  std::unique_ptr<Tokenizer> tokenizer = LoadNpm("llama3");
+  const TokenClasses classes = BuildTokenClasses(*tokenizer);
+  EXPECT_TRUE(classes.IsSpecial(128009));  // <|eot_id|>
+  EXPECT_TRUE(classes.IsSpecial(128000));  // <|begin_of_text|>
+  EXPECT_FALSE(classes.IsSpecial(tokenizer->TokenId("Hello")));
+  for (const char* p :
+       {",", "\xC4\xA0,", ".", "\xC4\x8A", "?!", "\xC4\xA0\xC4\xA0"}) {
+    const int32_t id = tokenizer->TokenId(p);
+    ASSERT_GE(id, 0) << p;
+    EXPECT_TRUE(classes.IsPunctuation(id)) << p;
+  }
+  for (const char* w : {"Hello", "\xC4\xA0the", "123"}) {
+    EXPECT_FALSE(classes.IsPunctuation(tokenizer->TokenId(w))) << w;
+  }
+  EXPECT_EQ(classes.punctuation.size(),
+            static_cast<size_t>(tokenizer->vocab_size()));
+}
+
+}  // namespace
+}  // namespace coldcompress
+
+namespace coldcompress {
+namespace {
+
+// Streaming byte-level output: a token that ends inside a character waits
+// for the rest of it.
+TEST(TextStreamTest, ByteLevelTokensHoldBackPartialCharacters) {
+  std::unique_ptr<Tokenizer> tokenizer = LoadNpm("qwen3");
+  const std::string text = "日本😀👨‍👩‍👧 ok";
+  const std::vector<int32_t> ids = tokenizer->Encode(text, false);
+  TextStream stream(tokenizer.get(), {});
+  std::string out;
+  int partial_tokens = 0;
+  for (int32_t id : ids) {
+    const std::string part = stream.Push(id);
+    EXPECT_EQ(part.find("\xEF\xBF\xBD"), std::string::npos);
+    if (part.empty()) ++partial_tokens;
+    out += part;
+  }
+  out += stream.Finish();
+  EXPECT_EQ(out, text);
+  EXPECT_GT(partial_tokens, 0);  // some tokens did end mid-character
 }
 
 }  // namespace
