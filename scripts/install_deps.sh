@@ -16,6 +16,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev         # tests
   nlohmann-json3-dev                # JSON (safetensors headers, config.json)
   libcli11-dev                      # command-line flags
+  libcpp-httplib-dev                # the HTTP side: /metrics, /healthz, /readyz
+  prometheus docker-compose         # tests: a real Prometheus; compose file validation
+  python3-yaml                      # tests: Kubernetes manifest validation
   libpcre2-dev                      # pre-tokenizer regexes of tokenizer.json (\p{L}, lookahead)
   libutf8proc-dev                   # Unicode NFC normalization (Qwen2 tokenizers)
   libbenchmark-dev                  # Google Benchmark: tokenizer throughput

@@ -31,6 +31,13 @@ struct ServerConfig {
   int64_t context_length = 0;        // 0 = the model's max_position_embeddings
   int64_t max_message_bytes = 64 << 20;  // gRPC receive/send message size
 
+  // Prometheus metrics, /healthz and /readyz over HTTP; "" turns it off.
+  std::string metrics_listen = "0.0.0.0:9400";
+  bool metrics_per_layer = false;  // also export cache bytes per layer
+  // KV-cache memory budget in bytes, reported as capacity and usage ratio
+  // (0 = none).
+  int64_t max_cache_bytes = 0;
+
   // Cache presets: every *.yaml in this folder, named by the file name.
   std::string presets_dir = "configs/presets";
   // The preset of a request that leaves its cache policy empty.

@@ -62,6 +62,13 @@ int main(int argc, char** argv) {
        "context length cap (0 = the model's)");
   Flag(app, apply, config, "max_message_bytes",
        &ServerConfig::max_message_bytes, "gRPC message size limit");
+  Flag(app, apply, config, "metrics_listen", &ServerConfig::metrics_listen,
+       "HTTP address of /metrics, /healthz, /readyz (\"\" = off)");
+  Flag(app, apply, config, "metrics_per_layer",
+       &ServerConfig::metrics_per_layer,
+       "also export KV-cache bytes per layer");
+  Flag(app, apply, config, "max_cache_bytes", &ServerConfig::max_cache_bytes,
+       "KV-cache memory budget in bytes (0 = none)");
   Flag(app, apply, config, "presets_dir", &ServerConfig::presets_dir,
        "cache presets folder");
   Flag(app, apply, config, "default_preset", &ServerConfig::default_preset,

@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "policies/registry.h"
 #include "server/engine/engine.h"
+#include "server/http_server.h"
+#include "server/metrics.h"
 #include "server/model/checkpoint.h"
 #include "server/model/llama.h"
 #include "server/service.h"
@@ -24,6 +26,9 @@ struct Server::Impl {
   ServerConfig config;
   ColdCompressService service;
   std::unique_ptr<grpc::Server> server;
+  std::shared_ptr<Metrics> metrics;
+  std::unique_ptr<HttpServer> http;
+  std::atomic<bool> ready{false};  // model loaded, not draining
   std::unique_ptr<Engine> engine;
   int port = 0;
   std::mutex mu;
@@ -58,6 +63,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
         absl::StrCat("cannot listen on ", config.listen));
   }
   impl->server->GetHealthCheckService()->SetServingStatus(false);
+  MetricsOptions metrics_options;
+  metrics_options.per_layer = config.metrics_per_layer;
+  metrics_options.capacity_bytes = config.max_cache_bytes;
+  impl->metrics = std::make_shared<Metrics>(metrics_options);
+  if (!config.metrics_listen.empty()) {
+    Impl* raw = impl.get();
+    absl::StatusOr<std::unique_ptr<HttpServer>> http =
+        HttpServer::Start(config.metrics_listen, impl->metrics.get(),
+                          [raw] { return raw->ready.load(); });
+    if (!http.ok()) return http.status();
+    impl->http = *std::move(http);
+    spdlog::info("metrics on {} (port {})", config.metrics_listen,
+                 impl->http->port());
+  }
   spdlog::info("listening on {} (port {})", config.listen, impl->port);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
@@ -134,6 +153,7 @@ absl::Status Server::LoadModel() {
   options.context_length = c.context_length;
   options.threads = c.threads;
   options.chat_template = LoadChatTemplateText(c.model_dir);
+  options.metrics = impl_->metrics;
   const ModelConfig mc = (*model)->config();
   impl_->engine = std::make_unique<Engine>(
       *std::move(model), *std::move(tokenizer), std::move(registry), options);
@@ -147,7 +167,10 @@ absl::Status Server::LoadModel() {
   spdlog::info("{} cache presets from {}", info.presets.presets.size(),
                c.presets_dir);
   impl_->service.SetEngine(impl_->engine.get(), info);
+  impl_->metrics->SetModelInfo(info.model_name, mc.architecture, dtype_name,
+                               device.str(), impl_->engine->context_length());
   impl_->server->GetHealthCheckService()->SetServingStatus(true);
+  impl_->ready.store(true);
   spdlog::info(
       "model ready: {} ({} layers, {} heads / {} kv heads, vocab {}) in "
       "{:.1f}s",
@@ -160,6 +183,10 @@ absl::Status Server::LoadModel() {
 
 int Server::port() const { return impl_->port; }
 
+int Server::metrics_port() const {
+  return impl_->http ? impl_->http->port() : 0;
+}
+
 Engine* Server::engine() { return impl_->engine.get(); }
 
 void Server::Shutdown(double deadline_s) {
@@ -168,6 +195,7 @@ void Server::Shutdown(double deadline_s) {
     if (impl_->shut_down) return;
     impl_->shut_down = true;
   }
+  impl_->ready.store(false);
   if (impl_->server) {
     impl_->server->GetHealthCheckService()->SetServingStatus(false);
     impl_->server->Shutdown(

@@ -26,6 +26,8 @@ class Server {
 
   // The bound port (useful with port 0).
   int port() const;
+  // The bound metrics port, 0 when metrics are off.
+  int metrics_port() const;
   Engine* engine();
 
   // Stops accepting calls, cancels what is in flight after `deadline_s`, and

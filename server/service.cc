@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/convert.h"
 #include "server/engine/engine.h"
+#include "server/metrics.h"
 #include "server/model/checkpoint.h"
 #include "server/status.h"
 #include "server/wire.h"
@@ -137,9 +138,12 @@ class GenerateReactor final
   void FinishLocked(const grpc::Status& status) {
     if (state_->finish_called) return;
     state_->finish_called = true;
+    if (!status.ok())
+      engine_->metrics().RequestFailed(GrpcCodeName(status.error_code()));
     Finish(status);
   }
 
+  Engine* engine_;
   std::shared_ptr<State> state_;
   std::shared_ptr<RequestHandle> handle_;
 };
@@ -152,12 +156,12 @@ class ScoreReactor final : public grpc::ServerUnaryReactor {
                const grpc::ByteBuffer* raw, grpc::ByteBuffer* response) {
     v1::ScoreRequest request;
     if (absl::Status parsed = ParseRequest(*raw, &request); !parsed.ok()) {
-      Finish(ToGrpcStatus(parsed));
+      Done(ToGrpcStatus(parsed));
       return;
     }
     absl::StatusOr<ScoreInput> input = ToScoreInput(request, *engine, presets);
     if (!input.ok()) {
-      Finish(ToGrpcStatus(input.status()));
+      Done(ToGrpcStatus(input.status()));
       return;
     }
     absl::StatusOr<std::shared_ptr<RequestHandle>> handle = engine->Score(
@@ -167,10 +171,10 @@ class ScoreReactor final : public grpc::ServerUnaryReactor {
             ToProto(*out, &proto);
             SerializeToBuffer(proto, response);
           }
-          Finish(ToGrpcStatus(out.status()));
+          Done(ToGrpcStatus(out.status()));
         });
     if (!handle.ok()) {
-      Finish(ToGrpcStatus(handle.status()));
+      Done(ToGrpcStatus(handle.status()));
       return;
     }
     std::lock_guard<std::mutex> lock(mu_);
@@ -184,6 +188,13 @@ class ScoreReactor final : public grpc::ServerUnaryReactor {
   void OnDone() override { delete this; }
 
  private:
+  void Done(const grpc::Status& status) {
+    if (!status.ok())
+      engine_->metrics().RequestFailed(GrpcCodeName(status.error_code()));
+    Finish(status);
+  }
+
+  Engine* engine_;
   std::mutex mu_;
   std::shared_ptr<RequestHandle> handle_;
 };
@@ -225,6 +236,8 @@ grpc::ServerUnaryReactor* ColdCompressService::Tokenize(
   if (engine == nullptr) return FinishNow(context, kLoading);
   v1::TokenizeRequest request;
   if (absl::Status parsed = ParseRequest(*raw, &request); !parsed.ok()) {
+    engine->metrics().RequestFailed(
+        GrpcCodeName(static_cast<int>(parsed.code())));
     return FinishNow(context, ToGrpcStatus(parsed));
   }
   v1::TokenizeResponse response;

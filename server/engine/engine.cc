@@ -24,12 +24,15 @@ Engine::Engine(std::unique_ptr<LlamaModel> model,
                           ? std::min(options.context_length,
                                      model_->config().max_position_embeddings)
                           : model_->config().max_position_embeddings),
-      sessions_(options.max_sessions, &cache_bytes_),
+      metrics_(options.metrics ? options.metrics
+                               : std::make_shared<Metrics>(MetricsOptions())),
+      sessions_(options.max_sessions, &cache_bytes_, metrics_.get()),
       token_classes_(BuildTokenClasses(*tokenizer_)),
       chat_template_(ChatTemplate::Detect(*tokenizer_, options.chat_template)) {
   context_.model = model_.get();
   context_.tokens = &token_classes_;
   context_.cache_bytes = &cache_bytes_;
+  context_.metrics = metrics_.get();
   context_.tokenizer = tokenizer_.get();
   context_.registry = registry_.get();
   context_.sessions = &sessions_;
@@ -91,7 +94,7 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> Engine::Generate(
     session = lease->session;
     created = lease->created;
   } else {
-    session = std::make_shared<Session>("", &cache_bytes_);
+    session = std::make_shared<Session>("", &cache_bytes_, metrics_.get());
   }
   auto fail = [&](absl::Status st) -> absl::Status {
     if (named) sessions_.Release(session, created);
@@ -313,6 +316,9 @@ void Engine::Loop() {
         ++it;
       }
     }
+    int64_t running = 0;
+    for (const auto& task : active) running += task->started();
+    metrics_->SetQueue(running, static_cast<int64_t>(active.size()) - running);
   }
   for (auto& task : active)
     task->Abort(absl::UnavailableError("the server is shutting down"));

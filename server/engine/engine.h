@@ -20,6 +20,7 @@
 #include "server/engine/session_store.h"
 #include "server/engine/task.h"
 #include "server/engine/types.h"
+#include "server/metrics.h"
 #include "server/model/llama.h"
 #include "server/tokenizer/chat_template.h"
 #include "server/tokenizer/tokenizer.h"
@@ -36,6 +37,8 @@ struct EngineOptions {
   // tokenizer_config.json's chat_template text (only used to tell Llama-3.1
   // from Llama-3); the family comes from the tokenizer.
   std::string chat_template;
+  // Where the engine reports; nullptr: a private registry nobody scrapes.
+  std::shared_ptr<Metrics> metrics;
 };
 
 class Engine {
@@ -79,6 +82,7 @@ class Engine {
   size_t num_sessions() const { return sessions_.size(); }
   // Bytes of every live cache (sessions, one-shot requests, Score).
   int64_t cache_bytes() const { return cache_bytes_.load(); }
+  Metrics& metrics() { return *metrics_; }
 
  private:
   absl::Status Enqueue(std::unique_ptr<Task> task);
@@ -89,6 +93,7 @@ class Engine {
   std::unique_ptr<PolicyRegistry> registry_;
   const EngineOptions options_;
   int64_t context_length_;
+  std::shared_ptr<Metrics> metrics_;
   std::atomic<int64_t> cache_bytes_{0};
   SessionStore sessions_;
   TokenClasses token_classes_;

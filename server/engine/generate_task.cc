@@ -34,6 +34,8 @@ bool GenerateTask::Step() {
         finished = GenerateOne();
         break;
     }
+    o_.session->memory.Report(LayerPointers(o_.session->layers),
+                              o_.session->tokens_seen());
   }
   if (finished) Finish(finish_reason_);
   return finished;
@@ -81,7 +83,6 @@ void GenerateTask::Start() {
       feed_ = std::move(tokens);
     }
   }
-  s.memory.Set(s.AllocatedBytes());
   stage_ = feed_.empty() ? Stage::kGenerate : Stage::kFeed;
   if (feed_.empty()) prefill_done_ = Clock::now();
 }
@@ -109,7 +110,12 @@ bool GenerateTask::IsEos(int32_t token) const {
 bool GenerateTask::GenerateOne() {
   Session& s = *o_.session;
   const int32_t token = static_cast<int32_t>(sampler_.Sample(logits_));
-  last_token_ = Clock::now();
+  const Clock::time_point now = Clock::now();
+  if (!output_.empty()) {
+    context_->metrics->InterTokenLatency(PolicyLabel(o_.plan),
+                                         Seconds(last_token_, now));
+  }
+  last_token_ = now;
   if (output_.empty()) first_token_ = last_token_;
   output_.push_back(token);
 
@@ -169,6 +175,18 @@ void GenerateTask::Finish(const std::string& reason) {
     f.stats = o_.session->Stats();
     initialized = o_.session->initialized();
   }
+  RequestFigures figures;
+  figures.prompt_tokens = f.prompt_tokens;
+  figures.generated_tokens = f.completion_tokens;
+  figures.queue_s = f.timings.queue_s;
+  figures.prefill_s = f.timings.prefill_s;
+  if (!output_.empty())
+    figures.time_to_first_token_s = f.timings.time_to_first_token_s;
+  figures.duration_s = Seconds(o_.submitted, Clock::now());
+  const std::string label = PolicyLabel(o_.plan);
+  context_->metrics->RequestFinished(label, reason, figures);
+  if (f.stats.attention_loss)
+    context_->metrics->AttentionLoss(label, *f.stats.attention_loss);
   if (o_.session_is_named) {
     context_->sessions->Release(o_.session, o_.session_created && !initialized);
   }

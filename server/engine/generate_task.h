@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "server/engine/cache_account.h"
 #include "server/engine/session.h"
 #include "server/engine/task.h"
 #include "server/engine/text_stream.h"
@@ -33,6 +34,7 @@ class GenerateTask final : public Task {
   GenerateTask(const EngineContext* context, GenerateTaskOptions options);
 
   bool Step() override;
+  bool started() const override { return stage_ != Stage::kStart; }
   void Abort(const absl::Status& status) override;
 
  private:

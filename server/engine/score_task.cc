@@ -7,7 +7,7 @@ namespace coldcompress {
 ScoreTask::ScoreTask(const EngineContext* context, ScoreTaskOptions options)
     : context_(context),
       o_(std::move(options)),
-      memory_(context->cache_bytes) {}
+      memory_(context->cache_bytes, context->metrics, /*session=*/false) {}
 
 void ScoreTask::StartContinuation() {
   LlamaModel& model = *context_->model;
@@ -34,10 +34,9 @@ void ScoreTask::StartContinuation() {
   for (const auto& layer : base_) working_.push_back(layer->Clone());
   logits_ = base_logits_;
   position_ = base_position_;
-  int64_t bytes = 0;
-  for (const auto& layer : base_)
-    bytes += 2 * layer->AllocatedBytes();  // base + working
-  memory_.Set(bytes);
+  std::vector<CacheLayer*> all = LayerPointers(base_);
+  for (const auto& layer : working_) all.push_back(layer.get());
+  memory_.Report(all, base_position_ + 1);
   index_ = 0;
   output_.scores.emplace_back();
 }
@@ -47,6 +46,7 @@ bool ScoreTask::Step() {
     o_.done(absl::CancelledError("the request was cancelled"));
     return true;
   }
+  started_ = true;
   if (index_ == 0 && output_.scores.size() == current_) StartContinuation();
   const std::vector<int32_t>& cont = o_.input.continuations[current_];
   ContinuationResult& result = output_.scores.back();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/engine/cache_account.h"
 #include "server/engine/session.h"
 #include "server/engine/task.h"
 #include "server/engine/types.h"
@@ -29,6 +30,7 @@ class ScoreTask final : public Task {
   ScoreTask(const EngineContext* context, ScoreTaskOptions options);
 
   bool Step() override;
+  bool started() const override { return started_; }
   void Abort(const absl::Status& status) override;
 
  private:
@@ -49,7 +51,8 @@ class ScoreTask final : public Task {
   std::vector<std::unique_ptr<CacheLayer>> working_;
   at::Tensor logits_;
   int64_t position_ = 0;
-  MemoryAccount memory_;  // base_ and working_
+  bool started_ = false;
+  CacheAccount memory_;  // base_ and working_
 };
 
 }  // namespace coldcompress

@@ -16,6 +16,7 @@
 #include "policies/layer_plan.h"
 #include "policies/policy_spec.h"
 #include "policies/registry.h"
+#include "server/engine/cache_account.h"
 #include "server/engine/task.h"
 #include "server/engine/types.h"
 #include "server/model/llama.h"
@@ -36,8 +37,8 @@ std::vector<CacheLayer*> LayerPointers(
     const std::vector<std::unique_ptr<CacheLayer>>& layers);
 
 struct Session {
-  Session(std::string id, std::atomic<int64_t>* cache_bytes)
-      : id(std::move(id)), memory(cache_bytes) {}
+  Session(std::string id, std::atomic<int64_t>* cache_bytes, Metrics* metrics)
+      : id(std::move(id)), memory(cache_bytes, metrics, /*session=*/true) {}
 
   const std::string id;  // empty for one-shot requests
   std::mutex mu;
@@ -50,7 +51,7 @@ struct Session {
   std::optional<int32_t> pending;  // generated last, not yet in the cache
   bool busy = false;               // a request is queued or running on it
   std::weak_ptr<RequestHandle> request;  // the request in flight, if any
-  MemoryAccount memory;  // this session's share of the engine's cache bytes
+  CacheAccount memory;  // this session's share of the engine's cache memory
 
   bool initialized() const { return !layers.empty(); }
   int64_t next_position() const { return static_cast<int64_t>(history.size()); }

@@ -22,7 +22,7 @@ absl::StatusOr<SessionStore::Lease> SessionStore::Acquire(
         "session_id: the server holds its maximum of ", max_sessions_,
         " sessions (limit max_sessions); close one first"));
   }
-  auto session = std::make_shared<Session>(id, cache_bytes_);
+  auto session = std::make_shared<Session>(id, cache_bytes_, metrics_);
   session->busy = true;
   sessions_.emplace(id, session);
   return Lease{session, true};

@@ -15,8 +15,11 @@ namespace coldcompress {
 class SessionStore {
  public:
   // `cache_bytes`: the engine's total that sessions account their caches in.
-  SessionStore(int64_t max_sessions, std::atomic<int64_t>* cache_bytes)
-      : max_sessions_(max_sessions), cache_bytes_(cache_bytes) {}
+  SessionStore(int64_t max_sessions, std::atomic<int64_t>* cache_bytes,
+               Metrics* metrics)
+      : max_sessions_(max_sessions),
+        cache_bytes_(cache_bytes),
+        metrics_(metrics) {}
 
   struct Lease {
     std::shared_ptr<Session> session;
@@ -41,6 +44,7 @@ class SessionStore {
  private:
   const int64_t max_sessions_;
   std::atomic<int64_t>* cache_bytes_;
+  Metrics* metrics_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Session>> sessions_;
 };

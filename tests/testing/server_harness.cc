@@ -12,6 +12,9 @@ ServerHarness::ServerHarness(const std::string& model_dir, bool load,
   config.model_dir = model_dir;
   config.listen = "127.0.0.1:0";
   config.threads = 1;
+  if (config.metrics_listen == ServerConfig().metrics_listen) {
+    config.metrics_listen = "127.0.0.1:0";
+  }
   if (config.presets_dir == ServerConfig().presets_dir) {
     config.presets_dir = SourceDir() + "/configs/presets";
   }
