@@ -34,7 +34,7 @@ class GenerateReactor final
  public:
   GenerateReactor(Engine* engine, const PresetStore& presets,
                   const grpc::ByteBuffer* raw)
-      : state_(std::make_shared<State>()) {
+      : engine_(engine), state_(std::make_shared<State>()) {
     std::lock_guard<std::mutex> lock(state_->mu);
     state_->reactor = this;
     v1::GenerateRequest request;
@@ -153,7 +153,8 @@ class GenerateReactor final
 class ScoreReactor final : public grpc::ServerUnaryReactor {
  public:
   ScoreReactor(Engine* engine, const PresetStore& presets,
-               const grpc::ByteBuffer* raw, grpc::ByteBuffer* response) {
+               const grpc::ByteBuffer* raw, grpc::ByteBuffer* response)
+      : engine_(engine) {
     v1::ScoreRequest request;
     if (absl::Status parsed = ParseRequest(*raw, &request); !parsed.ok()) {
       Done(ToGrpcStatus(parsed));
