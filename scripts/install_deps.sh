@@ -1,32 +1,41 @@
 #!/usr/bin/env bash
-# Installs every build, run and test dependency of ColdCompress C++ from Debian's packages.
+# Installs the dependencies of ColdCompress C++ from Debian's packages.
 # Idempotent: packages already present are skipped. Needs root (or sudo).
+#   scripts/install_deps.sh           everything to build, run and test (CPU LibTorch)
+#   scripts/install_deps.sh --image   what the Docker image's build stage needs: no
+#                                     LibTorch (it brings the official CUDA build), no test tools
 set -euo pipefail
 
+# Building and running.
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
-  libtorch-dev                      # LibTorch (CPU): tensors and the model runtime
-  libopenblas0-pthread              # fast BLAS for LibTorch's matrix products (else ~15x slower)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler  # gRPC + protobuf
   libabsl-dev                       # absl::Status / StatusOr, strings
   libspdlog-dev                     # logging
   libyaml-cpp-dev                   # YAML configs and presets
   libsentencepiece-dev sentencepiece  # SentencePiece tokenizer (+ spm_train for test fixtures)
   prometheus-cpp-dev                # metrics
-  libgtest-dev libgmock-dev         # tests
+  libcpp-httplib-dev                # the HTTP side: /metrics, /healthz, /readyz
   nlohmann-json3-dev                # JSON (safetensors headers, config.json)
   libcli11-dev                      # command-line flags
-  libcpp-httplib-dev                # the HTTP side: /metrics, /healthz, /readyz
-  prometheus docker-compose         # tests: a real Prometheus; compose file validation
-  python3-yaml                      # tests: Kubernetes manifest validation
   libpcre2-dev                      # pre-tokenizer regexes of tokenizer.json (\p{L}, lookahead)
   libutf8proc-dev                   # Unicode NFC normalization (Qwen2 tokenizers)
+  libgtest-dev libgmock-dev         # tests (also built by default)
   libbenchmark-dev                  # Google Benchmark: tokenizer throughput
-  python3-torch python3-numpy       # independent reference implementation used by tests only
 )
-# Tests run the reference JavaScript tokenizers (npm registry) with Node.js;
-# use the machine's Node.js when it has one, else Debian's.
-if ! command -v npm >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
+if [ "${1:-}" != "--image" ]; then
+  PACKAGES+=(
+    libtorch-dev                    # LibTorch (CPU): tensors and the model runtime
+    libopenblas0-pthread            # fast BLAS for LibTorch's matrix products (else ~15x slower)
+    python3-torch python3-numpy     # tests: the independent reference implementation
+    prometheus                      # tests: a real Prometheus scraping the server
+    docker-compose                  # tests: validates deploy/docker-compose.yml
+    python3-yaml                    # tests: validates the Kubernetes manifests
+  )
+  # Tests run the reference JavaScript tokenizers (npm registry) with Node.js;
+  # use the machine's Node.js when it has one, else Debian's.
+  if ! command -v npm >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -256,6 +256,7 @@ Metrics::Metrics(const MetricsOptions& options)
   impl_->build.Add({{"version", kVersion}}).Set(1);
   impl_->allocated.Add({});
   impl_->freed.Add({});
+  // TODO(#9): read LibTorch's CUDA caching allocator in the CUDA build.
   impl_->device_allocated.Add({{"device", "cpu"}}).Set(0);
   impl_->device_reserved.Add({{"device", "cpu"}}).Set(0);
 }

@@ -1,0 +1,357 @@
+// Metrics end to end: a real Prometheus (Debian's package) scrapes the server
+// on loopback; cache-memory series per policy equal, to the byte, what the
+// sessions report and return to zero when they close; every PromQL
+// expression of every Grafana dashboard parses and returns data; no label
+// value carries request text or a session id.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "tests/testing/fixtures.h"
+#include "tests/testing/http.h"
+#include "tests/testing/server_harness.h"
+
+extern char** environ;
+
+namespace coldcompress {
+namespace {
+
+using nlohmann::json;
+using testing::HttpGet;
+using testing::IdsRequest;
+using testing::ServerHarness;
+using testing::UrlEncode;
+namespace fs = std::filesystem;
+
+constexpr char kPrometheus[] = "/usr/bin/prometheus";
+
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// A Prometheus process scraping `target` every second, on a free port.
+class Prometheus {
+ public:
+  explicit Prometheus(const std::string& target) {
+    if (!fs::exists(kPrometheus)) {
+      ADD_FAILURE() << kPrometheus
+                    << " is missing: scripts/install_deps.sh installs Debian's "
+                    << "prometheus package";
+      return;
+    }
+    dir_ = fs::temp_directory_path() /
+           ("cc_prometheus_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::ofstream(dir_ / "prometheus.yml")
+        << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        << "scrape_configs:\n  - job_name: coldcompress\n    static_configs:\n"
+        << "      - targets: ['" << target << "']\n";
+    port_ = FreePort();
+    const std::vector<std::string> args = {
+        kPrometheus, "--config.file=" + (dir_ / "prometheus.yml").string(),
+        "--storage.tsdb.path=" + (dir_ / "data").string(),
+        "--web.listen-address=127.0.0.1:" + std::to_string(port_),
+        "--log.level=warn"};
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    if (posix_spawn(&pid_, kPrometheus, nullptr, nullptr, argv.data(),
+                    environ) != 0)
+      pid_ = 0;
+  }
+  ~Prometheus() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    fs::remove_all(dir_);
+  }
+
+  // The "data" of an instant query; fails the test on an API error.
+  json Query(const std::string& promql) const {
+    const testing::HttpResponse r =
+        HttpGet("127.0.0.1", port_, "/api/v1/query?query=" + UrlEncode(promql));
+    if (r.status != 200) {
+      return json{
+          {"status", "error"}, {"http_status", r.status}, {"error", r.body}};
+    }
+    const json j = json::parse(r.body, nullptr, false);
+    return j.is_discarded() ? json{{"status", "error"}, {"error", r.body}} : j;
+  }
+
+  // Polls `ok(data)` for up to `seconds`.
+  bool WaitFor(const std::string& promql,
+               const std::function<bool(const json&)>& ok,
+               double seconds) const {
+    const auto deadline =
+        std::chrono::steady_clock::now() +
+        std::chrono::milliseconds(static_cast<int>(seconds * 1000));
+    while (std::chrono::steady_clock::now() < deadline) {
+      const json r = Query(promql);
+      if (r.value("status", "") == "success" && ok(r["data"])) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    return false;
+  }
+
+  bool running() const { return pid_ > 0; }
+
+ private:
+  fs::path dir_;
+  int port_ = 0;
+  pid_t pid_ = 0;
+};
+
+// policy -> value of an instant vector grouped by policy; with `nonzero`,
+// policies whose caches are all gone (value 0) are left out.
+std::map<std::string, double> ByPolicy(const json& data, bool nonzero = false) {
+  std::map<std::string, double> out;
+  for (const json& s : data["result"]) {
+    const double v = std::stod(s["value"][1].get<std::string>());
+    if (!nonzero || v != 0) out[s["metric"].value("policy", "")] = v;
+  }
+  return out;
+}
+
+std::vector<int32_t> Prompt(int n) {
+  std::vector<int32_t> ids = {1};
+  for (int i = 1; i < n; ++i) ids.push_back(5 + (i * 71) % 480);
+  return ids;
+}
+
+// Every "expr" of the dashboards, with Grafana's variables filled in.
+std::vector<std::pair<std::string, std::string>> DashboardQueries() {
+  std::vector<std::pair<std::string, std::string>> out;
+  const fs::path dir =
+      fs::path(testing::SourceDir()) / "deploy/grafana/dashboards";
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    std::ifstream in(entry.path());
+    const json dashboard = json::parse(in, nullptr, false);
+    EXPECT_FALSE(dashboard.is_discarded())
+        << entry.path() << " is not valid JSON";
+    if (dashboard.is_discarded()) continue;
+    std::function<void(const json&, const std::string&)> walk =
+        [&](const json& j, const std::string& panel) {
+          if (j.is_object()) {
+            const std::string title =
+                j.contains("title") && j["title"].is_string()
+                    ? j["title"].get<std::string>()
+                    : panel;
+            if (j.contains("datasource") && j["datasource"].is_object()) {
+              EXPECT_EQ(j["datasource"].value("uid", ""),
+                        "coldcompress-prometheus")
+                  << entry.path().filename() << " " << title;
+            }
+            for (const auto& [k, v] : j.items()) {
+              if (k == "expr" && v.is_string()) {
+                std::string e = v.get<std::string>();
+                e = std::regex_replace(e, std::regex(R"(\$__rate_interval)"),
+                                       "1m");
+                e = std::regex_replace(e, std::regex(R"(\$(instance|policy))"),
+                                       ".*");
+                out.emplace_back(
+                    entry.path().filename().string() + ": " + title, e);
+              } else {
+                walk(v, title);
+              }
+            }
+          } else if (j.is_array()) {
+            for (const json& v : j) walk(v, panel);
+          }
+        };
+    walk(dashboard["panels"], "");
+  }
+  return out;
+}
+
+TEST(PrometheusTest,
+     CacheSeriesMatchSessionsAndEveryDashboardQueryReturnsData) {
+  ServerConfig config;
+  config.metrics_per_layer = true;
+  ServerHarness harness(testing::FixtureDir("llama"), true, config);
+  const int metrics_port = harness.server().metrics_port();
+  ASSERT_GT(metrics_port, 0);
+  Prometheus prometheus("127.0.0.1:" + std::to_string(metrics_port));
+  ASSERT_TRUE(prometheus.running());
+  ASSERT_TRUE(prometheus.WaitFor(
+      "up{job=\"coldcompress\"}",
+      [](const json& d) {
+        return !d["result"].empty() &&
+               d["result"][0]["value"][1].get<std::string>() == "1";
+      },
+      30))
+      << "Prometheus never scraped the server";
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(1500));  // a scrape before the traffic
+
+  // Three policies kept in sessions, plus one-shot traffic for the
+  // histograms (analysis mode, an error).
+  struct Live {
+    std::string policy, session;
+    v1::CacheStats stats;
+  };
+  std::vector<Live> live = {
+      {"full", "m-full"}, {"recent_global", "m-rg"}, {"heavy_hitter", "m-hh"}};
+  for (Live& l : live) {
+    v1::GenerateRequest r = IdsRequest(Prompt(60), 30);
+    r.set_session_id(l.session);
+    r.mutable_cache()->set_config_name(l.policy);
+    if (l.policy != "full") r.mutable_cache()->add_max_cache_length(0.5);
+    ServerHarness::Stream s = harness.Generate(r);
+    ASSERT_TRUE(s.status.ok()) << s.status.error_message();
+    l.stats = s.final.stats();
+  }
+  for (const char* preset : {"debug_heavy_hitter", "hybrid", "l2"}) {
+    v1::GenerateRequest r = IdsRequest(Prompt(40), 12);
+    r.mutable_cache()->set_config_name(preset);
+    if (std::string(preset) != "hybrid")
+      r.mutable_cache()->add_max_cache_length(0.5);
+    ASSERT_TRUE(harness.Generate(r).status.ok()) << preset;
+  }
+  v1::GenerateRequest bad = IdsRequest({1, 2}, 0);
+  EXPECT_EQ(harness.Generate(bad).status.error_code(), grpc::INVALID_ARGUMENT);
+
+  // The series equal the sessions' own statistics, to the byte.
+  std::map<std::string, double> bytes, full;
+  for (const Live& l : live) {
+    grpc::ClientContext ctx;
+    v1::GetSessionRequest get;
+    get.set_session_id(l.session);
+    v1::SessionInfo info;
+    ASSERT_TRUE(harness.stub().GetSession(&ctx, get, &info).ok());
+    EXPECT_EQ(info.stats().cache_bytes(), l.stats.cache_bytes());
+    bytes[l.policy] = static_cast<double>(info.stats().cache_bytes());
+    full[l.policy] = static_cast<double>(info.stats().full_cache_bytes());
+  }
+  const bool seen = prometheus.WaitFor(
+      "sum by (policy) (coldcompress_kv_cache_bytes)",
+      [&](const json& d) { return ByPolicy(d, true) == bytes; }, 20);
+  EXPECT_TRUE(seen) << prometheus
+                           .Query(
+                               "sum by (policy) (coldcompress_kv_cache_bytes)")
+                           .dump();
+  EXPECT_EQ(
+      ByPolicy(
+          prometheus.Query(
+              "sum by (policy) (coldcompress_kv_cache_full_bytes)")["data"],
+          true),
+      full);
+
+  // Every dashboard query parses and returns data.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  const auto queries = DashboardQueries();
+  EXPECT_GE(queries.size(), 30u);
+  for (const auto& [where, promql] : queries) {
+    const json r = prometheus.Query(promql);
+    EXPECT_EQ(r.value("status", ""), "success") << where << "\n"
+                                                << promql << "\n"
+                                                << r.dump();
+    EXPECT_FALSE(
+        r.value("data", json::object()).value("result", json::array()).empty())
+        << where << " returned no data\n"
+        << promql;
+  }
+
+  // Closing the sessions returns the series to zero.
+  for (const Live& l : live) {
+    grpc::ClientContext ctx;
+    v1::CloseSessionRequest close;
+    close.set_session_id(l.session);
+    v1::CloseSessionResponse closed;
+    ASSERT_TRUE(harness.stub().CloseSession(&ctx, close, &closed).ok());
+  }
+  const bool zero = prometheus.WaitFor(
+      "sum by (policy) (coldcompress_kv_cache_bytes)",
+      [&](const json& d) {
+        for (const auto& [policy, v] : ByPolicy(d)) {
+          if (v != 0) return false;
+        }
+        return ByPolicy(d).size() >= 3;
+      },
+      20);
+  EXPECT_TRUE(zero) << prometheus
+                           .Query(
+                               "sum by (policy) (coldcompress_kv_cache_bytes)")
+                           .dump();
+  EXPECT_TRUE(prometheus.WaitFor(
+      "sum(coldcompress_sessions_active)",
+      [](const json& d) {
+        return !d["result"].empty() &&
+               d["result"][0]["value"][1].get<std::string>() == "0";
+      },
+      20));
+}
+
+// No label value on /metrics carries prompt text or a session id.
+TEST(MetricsLabelsTest, NoRequestStringsInLabels) {
+  ServerHarness harness(testing::FixtureDir("llama"));
+  const std::string prompt_canary = "canaryprompt7f3a",
+                    session_canary = "canarysession9b2c";
+  v1::GenerateRequest r;
+  r.set_prompt("The " + prompt_canary + " is here");
+  r.set_max_new_tokens(4);
+  r.set_session_id(session_canary);
+  r.add_stop("canarystop");
+  ASSERT_TRUE(harness.Generate(r).status.ok());
+  v1::GenerateRequest bad;
+  bad.set_prompt(prompt_canary);
+  bad.set_session_id(session_canary + "x");
+  bad.mutable_cache()->set_config_name("canarypreset");
+  EXPECT_FALSE(harness.Generate(bad).status.ok());
+  const testing::HttpResponse metrics =
+      HttpGet("127.0.0.1", harness.server().metrics_port(), "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("coldcompress_kv_cache_bytes"),
+            std::string::npos);
+  for (const std::string& canary :
+       {prompt_canary, session_canary, std::string("canary")}) {
+    EXPECT_EQ(metrics.body.find(canary), std::string::npos) << canary;
+  }
+  // Label values come from bounded sets only.
+  const std::set<std::string> allowed_keys = {
+      "policy",  "reason", "code",         "layer", "le",
+      "version", "model",  "architecture", "dtype", "device"};
+  const std::regex label(R"(([a-z_]+)=\"([^\"]*)\")");
+  for (auto it = std::sregex_iterator(metrics.body.begin(), metrics.body.end(),
+                                      label);
+       it != std::sregex_iterator(); ++it) {
+    EXPECT_TRUE(allowed_keys.count((*it)[1].str())) << (*it)[0].str();
+  }
+}
+
+TEST(HttpEndpointsTest, HealthAndReadiness) {
+  ServerHarness harness(testing::FixtureDir("llama"), /*load=*/false);
+  const int port = harness.server().metrics_port();
+  EXPECT_EQ(HttpGet("127.0.0.1", port, "/healthz").status, 200);
+  EXPECT_EQ(HttpGet("127.0.0.1", port, "/readyz").status, 503);
+  ASSERT_TRUE(harness.server().LoadModel().ok());
+  EXPECT_EQ(HttpGet("127.0.0.1", port, "/readyz").status, 200);
+  harness.server().Shutdown(0.5);
+  EXPECT_EQ(HttpGet("127.0.0.1", port, "/readyz").status, 503);
+}
+
+}  // namespace
+}  // namespace coldcompress
