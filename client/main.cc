@@ -1,7 +1,10 @@
 // coldcompress: the command-line client.
 //   coldcompress generate --server ADDR --prompt TEXT|FILE [policy flags]
-//   coldcompress health   --server ADDR [--wait SECONDS]
-//   coldcompress info     --server ADDR
+//   coldcompress eval     --servers A,B --tasks T... [policy flags]
+//   coldcompress sweep    --servers A,B --config_names C... --cache_sizes S...
+//                         --tasks T... | --command_file FILE
+//   coldcompress report   RESULTS_DIR... [--out DIR]
+//   coldcompress tasks | health | info
 #include <grpcpp/grpcpp.h>
 
 #include <CLI/CLI.hpp>
@@ -13,12 +16,23 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/cli.h"
+#include "client/eval.h"
+#include "client/judge.h"
+#include "client/policy_flags.h"
+#include "client/pool.h"
+#include "client/report.h"
+#include "client/sweep.h"
+#include "client/tasks/task.h"
 #include "coldcompress/v1/coldcompress.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace {
 
 namespace v1 = coldcompress::v1;
+namespace cc = coldcompress::client;
 
 std::shared_ptr<grpc::Channel> Connect(const std::string& address) {
   grpc::ChannelArguments args;
@@ -30,6 +44,12 @@ std::shared_ptr<grpc::Channel> Connect(const std::string& address) {
 int Fail(const grpc::Status& status) {
   std::cerr << "error: " << status.error_code() << " " << status.error_message()
             << "\n";
+  return 1;
+}
+
+// One line naming the problem; exit status 1.
+int Fail(const absl::Status& status) {
+  std::cerr << "error: " << status.message() << "\n";
   return 1;
 }
 
@@ -57,20 +77,7 @@ struct GenerateFlags {
   std::vector<std::string> stop;
   bool ignore_eos = false;
   std::string session_id;
-  std::string cache_config;
-  std::vector<std::string> cache_strategy;
-  std::vector<std::string> prompt_compression_strategy;
-  std::vector<double> max_cache_length;
-  std::string cache_length_pattern;
-  std::string cache_strategy_pattern;
-  int global_tokens = -1;
-  double recent_window = -1;
-  int history_window_size = -1;
-  bool attn_thresholding = false;
-  double min_recovery_frac = -1;
-  int cache_bits = 0;
-  bool feed_long_prompts = false;
-  bool decode_first_token = false;
+  cc::PolicyFlags policy;
 };
 
 void PrintStats(const v1::FinalResult& f) {
@@ -91,14 +98,16 @@ void PrintStats(const v1::FinalResult& f) {
       "cache of the same tokens\n",
       s.compression_ratio(), static_cast<unsigned long long>(s.cache_bytes()),
       static_cast<unsigned long long>(s.full_cache_bytes()));
-  if (s.has_attention_loss()) std::printf("attention loss %.4f\n", s.attention_loss());
+  if (s.has_attention_loss())
+    std::printf("attention loss %.4f\n", s.attention_loss());
   std::printf("per-layer compression:");
   for (int i = 0; i < s.layer_compression_ratio_size(); ++i) {
     std::printf(" %.3f", s.layer_compression_ratio(i));
   }
   std::printf("\n");
   for (const auto& [k, v] : s.extra()) {
-    if (k.find("/layer_") == std::string::npos) std::printf("%s: %.4f\n", k.c_str(), v);
+    if (k.find("/layer_") == std::string::npos)
+      std::printf("%s: %.4f\n", k.c_str(), v);
   }
 }
 
@@ -115,22 +124,9 @@ int Generate(const GenerateFlags& f) {
   for (const auto& s : f.stop) request.add_stop(s);
   request.set_ignore_eos(f.ignore_eos);
   request.set_session_id(f.session_id);
-  v1::CachePolicy* cache = request.mutable_cache();
-  cache->set_config_name(f.cache_config);
-  for (const auto& s : f.cache_strategy) cache->add_strategy(s);
-  for (const auto& s : f.prompt_compression_strategy)
-    cache->add_prompt_compression(s);
-  for (double x : f.max_cache_length) cache->add_max_cache_length(x);
-  cache->set_length_pattern(f.cache_length_pattern);
-  cache->set_strategy_pattern(f.cache_strategy_pattern);
-  if (f.global_tokens >= 0) cache->set_global_tokens(f.global_tokens);
-  if (f.recent_window >= 0) cache->set_recent_window(f.recent_window);
-  if (f.history_window_size >= 0) cache->set_history_window_size(f.history_window_size);
-  if (f.attn_thresholding) cache->set_attn_thresholding(true);
-  if (f.min_recovery_frac >= 0) cache->set_min_recovery_frac(f.min_recovery_frac);
-  if (f.cache_bits > 0) cache->set_cache_bits(f.cache_bits);
-  cache->set_feed_long_prompts(f.feed_long_prompts);
-  cache->set_decode_first_token(f.decode_first_token);
+  absl::StatusOr<v1::CachePolicy> cache = cc::ToCachePolicy(f.policy);
+  if (!cache.ok()) return Fail(cache.status());
+  *request.mutable_cache() = *std::move(cache);
 
   grpc::ClientContext context;
   auto reader = stub->Generate(&context, request);
@@ -195,6 +191,93 @@ int Info(const std::string& server) {
   return 0;
 }
 
+// Checks what can be checked before any example runs: the tasks (one
+// example each: data files, fields, context length) and the preset.
+absl::Status Preflight(cc::ServerClient& server, const cc::EvalFlags& flags,
+                       const cc::EvalSettings& settings) {
+  if (!flags.policy.cache_config.empty()) {
+    absl::StatusOr<v1::ListPoliciesResponse> known = server.ListPolicies();
+    if (!known.ok()) return known.status();
+    std::vector<std::string> names;
+    for (const auto& p : known->presets()) names.push_back(p.name());
+    if (std::find(names.begin(), names.end(), flags.policy.cache_config) ==
+        names.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cache_config: unknown preset \"", flags.policy.cache_config,
+          "\"; the server knows: ", absl::StrJoin(names, ", ")));
+    }
+  }
+  cc::TaskOptions options = settings.task_options;
+  options.num_samples = 1;
+  options.count_tokens = [&server](const std::string& text,
+                                   bool special) -> absl::StatusOr<int> {
+    absl::StatusOr<v1::TokenizeResponse> t = server.Tokenize(text, special);
+    if (!t.ok()) return t.status();
+    return t->token_ids_size();
+  };
+  for (const std::string& name : flags.tasks) {
+    absl::StatusOr<std::unique_ptr<cc::Task>> task =
+        cc::MakeTask(name, options.task_dirs);
+    if (!task.ok()) return task.status();
+    absl::StatusOr<std::vector<cc::Example>> one = (*task)->Load(options);
+    if (!one.ok()) return one.status();
+  }
+  return absl::OkStatus();
+}
+
+int Eval(const cc::EvalFlags& flags) {
+  absl::StatusOr<cc::EvalSettings> settings = cc::ToSettings(flags);
+  if (!settings.ok()) return Fail(settings.status());
+  for (const std::string& name : flags.tasks) {
+    absl::StatusOr<std::unique_ptr<cc::Task>> task =
+        cc::MakeTask(name, settings->task_options.task_dirs);
+    if (!task.ok()) return Fail(task.status());
+  }
+  if (absl::Status s = cc::CheckCacheSizes(flags.policy.max_cache_length);
+      !s.ok())
+    return Fail(s);
+  absl::StatusOr<std::vector<std::string>> addresses =
+      cc::ResolveServers(flags.servers);
+  if (!addresses.ok()) return Fail(addresses.status());
+  absl::StatusOr<std::unique_ptr<cc::ServerPool>> pool =
+      cc::ServerPool::Connect(*addresses, 30);
+  if (!pool.ok()) return Fail(pool.status());
+  if (absl::Status s = Preflight((*pool)->server(0), flags, *settings); !s.ok())
+    return Fail(s);
+  absl::StatusOr<std::unique_ptr<cc::Judge>> judge = cc::MakeJudge(flags.judge);
+  if (!judge.ok()) return Fail(judge.status());
+  cc::Evaluator evaluator(*settings, judge->get());
+  for (const std::string& name : flags.tasks) {
+    absl::StatusOr<cc::TaskOutcome> outcome =
+        evaluator.Run(**pool, nullptr, flags.policy, name);
+    if (!outcome.ok()) return Fail(outcome.status());
+    std::printf("%s%s: %s\n  cache %s\n  -> %s\n", outcome->task.c_str(),
+                outcome->skipped ? " (done before; --overwrite to redo)" : "",
+                outcome->metrics["metrics"].dump().c_str(),
+                outcome->metrics["cache"].dump().c_str(), outcome->dir.c_str());
+  }
+  return 0;
+}
+
+int ListTasks(const std::vector<std::string>& dirs) {
+  std::vector<std::string> all_dirs = dirs;
+  all_dirs.push_back(cc::DefaultTaskDir());
+  for (const std::string& name : cc::KnownTaskNames(all_dirs)) {
+    absl::StatusOr<std::unique_ptr<cc::Task>> task =
+        cc::MakeTask(name, all_dirs);
+    if (!task.ok()) {
+      std::printf("%-22s (broken: %s)\n", name.c_str(),
+                  std::string(task.status().message()).c_str());
+      continue;
+    }
+    const cc::TaskSpec& s = (*task)->spec();
+    std::printf("%-22s %-40s [%s]\n", name.c_str(),
+                s.description.substr(0, 40).c_str(),
+                absl::StrJoin(s.metrics, ", ").c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -216,26 +299,7 @@ int main(int argc, char** argv) {
   gen->add_flag("--ignore_eos", g.ignore_eos);
   gen->add_option("--session_id", g.session_id,
                   "keep the cache for a follow-up turn");
-  gen->add_option("--cache_config", g.cache_config,
-                  "a preset name from configs/");
-  gen->add_option("--cache_strategy", g.cache_strategy,
-                  "per-layer strategy pattern");
-  gen->add_option("--prompt_compression_strategy",
-                  g.prompt_compression_strategy);
-  gen->add_option("--max_cache_length", g.max_cache_length,
-                  "fractions (0,1] or token counts");
-  gen->add_option("--cache_length_pattern", g.cache_length_pattern,
-                  "tile|repeat|pyramid|funnel");
-  gen->add_option("--cache_strategy_pattern", g.cache_strategy_pattern,
-                  "tile|repeat");
-  gen->add_option("--global_tokens", g.global_tokens);
-  gen->add_option("--recent_window", g.recent_window);
-  gen->add_option("--history_window_size", g.history_window_size);
-  gen->add_flag("--attn_thresholding", g.attn_thresholding);
-  gen->add_option("--min_recovery_frac", g.min_recovery_frac);
-  gen->add_option("--cache_bits", g.cache_bits, "2, 4 or 8: quantized cache storage");
-  gen->add_flag("--feed_long_prompts", g.feed_long_prompts);
-  gen->add_flag("--decode_first_token", g.decode_first_token);
+  cc::AddPolicyFlags(gen, &g.policy);
 
   std::string health_server = "127.0.0.1:50051";
   double wait_s = 0;
@@ -249,9 +313,70 @@ int main(int argc, char** argv) {
       app.add_subcommand("info", "Print the server's model and limits");
   info->add_option("--server", info_server);
 
+  cc::EvalFlags eval_flags;
+  CLI::App* eval = app.add_subcommand(
+      "eval", "Run tasks under a cache policy over a pool of servers");
+  cc::AddEvalFlags(eval, &eval_flags, /*with_servers=*/true);
+
+  cc::SweepFlags sweep_flags;
+  CLI::App* sweep = app.add_subcommand(
+      "sweep", "Run configs x cache sizes x tasks as jobs over the pool");
+  sweep
+      ->add_option("--servers", sweep_flags.eval.servers,
+                   "HOST:PORT lists or dns:///NAME:PORT")
+      ->required()
+      ->delimiter(',');
+  sweep->add_option("--config_names", sweep_flags.config_names,
+                    "cache presets to compare");
+  sweep->add_option("--cache_sizes", sweep_flags.cache_sizes,
+                    "max_cache_length values (fractions or token counts)");
+  sweep->add_flag("--add_full", sweep_flags.add_full,
+                  "also run each task with the full cache");
+  sweep->add_option("--command_file", sweep_flags.command_file,
+                    "eval invocations, one per line, instead of the product");
+  {
+    // The eval flags without --servers and with --tasks optional (a command
+    // file brings its own).
+    cc::AddEvalFlags(sweep, &sweep_flags.eval, /*with_servers=*/false);
+    sweep->get_option("--tasks")->required(false);
+  }
+
+  std::vector<std::string> report_inputs;
+  std::string report_out = "report";
+  CLI::App* report = app.add_subcommand(
+      "report", "Tables and plots of score and memory against compression");
+  report->add_option("results", report_inputs, "results directories")
+      ->required();
+  report->add_option("--out", report_out, "where the report goes");
+
+  std::vector<std::string> task_dirs;
+  CLI::App* tasks = app.add_subcommand("tasks", "List the tasks");
+  tasks->add_option("--task_dir", task_dirs, "more task folders");
+
   CLI11_PARSE(app, argc, argv);
   g.seed_set = seed->count() > 0;
   if (gen->parsed()) return Generate(g);
+  if (eval->parsed()) return Eval(eval_flags);
+  if (sweep->parsed()) {
+    if (sweep_flags.command_file.empty() && sweep_flags.eval.tasks.empty()) {
+      return Fail(absl::InvalidArgumentError(
+          "tasks: give --tasks (or --command_file)"));
+    }
+    absl::Status s = cc::RunSweep(sweep_flags);
+    return s.ok() ? 0 : Fail(s);
+  }
+  if (report->parsed()) {
+    absl::StatusOr<std::vector<cc::ReportRow>> rows =
+        cc::CollectResults(report_inputs);
+    if (!rows.ok()) return Fail(rows.status());
+    absl::StatusOr<std::vector<std::string>> written =
+        cc::WriteReport(*rows, report_out);
+    if (!written.ok()) return Fail(written.status());
+    std::fprintf(stderr, "wrote %zu files to %s\n", written->size(),
+                 report_out.c_str());
+    return 0;
+  }
+  if (tasks->parsed()) return ListTasks(task_dirs);
   if (health->parsed()) return Health(health_server, wait_s);
   if (info->parsed()) return Info(info_server);
   return 2;

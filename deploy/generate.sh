@@ -10,6 +10,7 @@ n=${1:?usage: deploy/generate.sh NUM_GPUS [OUT_DIR]}
 out=${2:-$(dirname "$0")}
 [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "NUM_GPUS must be a positive integer" >&2; exit 2; }
 mkdir -p "$out/prometheus"
+servers=$(for ((i = 0; i < n; i++)); do printf '%sserver-%d:50051' "$([ "$i" -gt 0 ] && echo ,)" "$i"; done)
 
 {
   cat <<HEAD
@@ -79,12 +80,22 @@ SERVER
     ports:
       - "3000:3000"
     restart: unless-stopped
-  # The eval client against every server (docker compose --profile eval run eval ...).
+  # The eval client against every server, cache memory from Prometheus:
+  #   docker compose --profile eval run --rm eval           (the sweep below)
+  #   docker compose --profile eval run --rm eval report /results --out /results/report
+  # Results go to \${COLDCOMPRESS_RESULTS:-../results} (writable by uid 10001);
+  # JSONL task data is read from \${COLDCOMPRESS_DATA:-../data}.
   eval:
     image: coldcompress:latest
     profiles: ["eval"]
     entrypoint: ["coldcompress"]
-    command: ["info", "--server", "server-0:50051"]
+    volumes:
+      - \${COLDCOMPRESS_RESULTS:-../results}:/results
+      - \${COLDCOMPRESS_DATA:-../data}:/data:ro
+    command: ["sweep", "--servers", "$servers", "--prometheus", "http://prometheus:9090",
+              "--config_names", "heavy_hitter", "recent_global", "l2", "--cache_sizes", "0.5", "0.25", "0.1",
+              "--add_full", "--tasks", "rulerniah", "rulervt", "rulercwe", "--num_samples", "100",
+              "--context_length", "8192", "--results_dir", "/results", "--data_dir", "/data"]
 TAIL
 } > "$out/docker-compose.yml"
 

@@ -15,7 +15,7 @@ PACKAGES=(
   libyaml-cpp-dev                   # YAML configs and presets
   libsentencepiece-dev sentencepiece  # SentencePiece tokenizer (+ spm_train for test fixtures)
   prometheus-cpp-dev                # metrics
-  libcpp-httplib-dev                # the HTTP side: /metrics, /healthz, /readyz
+  libcpp-httplib-dev                # HTTP: /metrics, /healthz, /readyz; the client's Prometheus and judge calls
   nlohmann-json3-dev                # JSON (safetensors headers, config.json)
   libcli11-dev                      # command-line flags
   libpcre2-dev                      # pre-tokenizer regexes of tokenizer.json (\p{L}, lookahead)
@@ -31,6 +31,7 @@ if [ "${1:-}" != "--image" ]; then
     prometheus                      # tests: a real Prometheus scraping the server
     docker-compose                  # tests: validates deploy/docker-compose.yml
     python3-yaml                    # tests: validates the Kubernetes manifests
+    librsvg2-bin                    # tests: renders the report's SVG plots to PNG
   )
   # Tests run the reference JavaScript tokenizers (npm registry) with Node.js;
   # use the machine's Node.js when it has one, else Debian's.

@@ -1,5 +1,9 @@
 #include "server/convert.h"
 
+#include <cstring>
+#include <string_view>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "server/engine/engine.h"
@@ -15,6 +19,25 @@ std::vector<T> ToVector(const google::protobuf::RepeatedField<T>& r) {
 std::vector<std::string> ToVector(
     const google::protobuf::RepeatedPtrField<std::string>& r) {
   return std::vector<std::string>(r.begin(), r.end());
+}
+
+// The chat template applied to `messages`; errors name `field` (the
+// template's own messages say "messages").
+absl::StatusOr<std::vector<int32_t>> ApplyChatTemplate(
+    const v1::ChatMessages& messages, const Engine& engine,
+    absl::string_view field) {
+  std::vector<ChatTurn> turns;
+  for (const v1::ChatMessage& m : messages.messages()) {
+    turns.push_back({m.role(), m.content()});
+  }
+  absl::StatusOr<std::vector<int32_t>> ids =
+      engine.chat_template().Apply(turns);
+  if (ids.ok() || field == "messages") return ids;
+  std::string message(ids.status().message());
+  if (absl::StartsWith(message, "messages")) {
+    message = absl::StrCat(field, message.substr(strlen("messages")));
+  }
+  return absl::Status(ids.status().code(), message);
 }
 
 }  // namespace
@@ -124,12 +147,8 @@ absl::StatusOr<GenerateInput> ToGenerateInput(const v1::GenerateRequest& r,
         return absl::InvalidArgumentError("prompt_token_ids: is empty");
       break;
     case v1::GenerateRequest::kMessages: {
-      std::vector<ChatTurn> turns;
-      for (const v1::ChatMessage& m : r.messages().messages()) {
-        turns.push_back({m.role(), m.content()});
-      }
       absl::StatusOr<std::vector<int32_t>> ids =
-          engine.chat_template().Apply(turns);
+          ApplyChatTemplate(r.messages(), engine, "messages");
       if (!ids.ok()) return ids.status();
       in.prompt = *std::move(ids);
       in.stop_token_ids = engine.chat_template().StopIds();
@@ -172,9 +191,17 @@ absl::StatusOr<ScoreInput> ToScoreInput(const v1::ScoreRequest& r,
         return absl::InvalidArgumentError("context_token_ids: is empty");
       }
       break;
+    case v1::ScoreRequest::kContextMessages: {
+      absl::StatusOr<std::vector<int32_t>> ids =
+          ApplyChatTemplate(r.context_messages(), engine, "context_messages");
+      if (!ids.ok()) return ids.status();
+      in.context = *std::move(ids);
+      break;
+    }
     default:
       return absl::InvalidArgumentError(
-          "context: one of context or context_token_ids is required");
+          "context: one of context, context_token_ids or context_messages is "
+          "required");
   }
   for (int i = 0; i < r.continuations_size(); ++i) {
     const v1::Continuation& c = r.continuations(i);

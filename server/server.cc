@@ -164,6 +164,7 @@ absl::Status Server::LoadModel() {
   }
   info.device = device.str();
   info.version = kVersion;
+  info.metrics_port = metrics_port();
   spdlog::info("{} cache presets from {}", info.presets.presets.size(),
                c.presets_dir);
   impl_->service.SetEngine(impl_->engine.get(), info);

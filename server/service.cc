@@ -347,6 +347,7 @@ grpc::ServerUnaryReactor* ColdCompressService::GetServerInfo(
   response->set_bos_token_id(static_cast<int32_t>(c.bos_token_id));
   response->set_cache_bytes(static_cast<uint64_t>(engine->cache_bytes()));
   response->set_sessions(static_cast<uint32_t>(engine->num_sessions()));
+  response->set_metrics_port(static_cast<uint32_t>(info_.metrics_port));
   const EngineOptions& o = engine->options();
   v1::Limits* limits = response->mutable_limits();
   limits->set_max_sessions(static_cast<uint32_t>(o.max_sessions));

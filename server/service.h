@@ -18,6 +18,7 @@ struct ServiceInfo {
   std::string model_name;
   std::string device;
   std::string version;
+  int metrics_port = 0;  // of /metrics, reported by GetServerInfo
   PresetStore presets;
 };
 

@@ -24,7 +24,11 @@ CacheAccount::CacheAccount(std::atomic<int64_t>* total, Metrics* metrics,
                            bool session)
     : total_(total), metrics_(metrics), session_(session) {}
 
-CacheAccount::~CacheAccount() {
+CacheAccount::~CacheAccount() { Close(); }
+
+void CacheAccount::Close() {
+  if (closed_) return;
+  closed_ = true;
   Apply({}, {});
   if (session_ && !label_.empty() && metrics_ != nullptr) {
     metrics_->SessionClosed(label_, peak_, ratio_);
@@ -33,7 +37,7 @@ CacheAccount::~CacheAccount() {
 
 void CacheAccount::Report(std::span<CacheLayer* const> layers,
                           int64_t tokens_seen) {
-  if (layers.empty()) return;
+  if (layers.empty() || closed_) return;
   if (session_ && label_.empty()) {
     label_ = PolicyLabel(layers);
     if (metrics_ != nullptr) metrics_->SessionOpened(label_);

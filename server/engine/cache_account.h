@@ -32,6 +32,10 @@ class CacheAccount {
 
   // Reports what `layers` hold now; `tokens_seen` as in CacheStats.
   void Report(std::span<CacheLayer* const> layers, int64_t tokens_seen);
+  // Returns every byte now (the caches are being freed) and records the
+  // session's peak; later Reports are ignored. Idempotent; the destructor
+  // calls it.
+  void Close();
 
   int64_t bytes() const { return bytes_; }
   int64_t peak_bytes() const { return peak_; }
@@ -50,6 +54,7 @@ class CacheAccount {
   int64_t bytes_ = 0;
   int64_t peak_ = 0;
   double ratio_ = 0;
+  bool closed_ = false;
 };
 
 }  // namespace coldcompress

@@ -247,7 +247,11 @@ absl::StatusOr<int64_t> Engine::CloseSession(const std::string& id) {
   {
     std::lock_guard<std::mutex> lock(session->mu);
     bytes = session->AllocatedBytes();
-    if (session->busy) request = session->request.lock();
+    if (session->busy) {
+      request = session->request.lock();
+    } else {
+      session->ReleaseCaches();  // freed now, not when the last reference goes
+    }
   }
   if (request != nullptr) request->Cancel();
   return bytes;

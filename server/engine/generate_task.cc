@@ -174,6 +174,8 @@ void GenerateTask::Finish(const std::string& reason) {
     std::lock_guard<std::mutex> lock(o_.session->mu);
     f.stats = o_.session->Stats();
     initialized = o_.session->initialized();
+    // A one-shot request's caches are gone before its client hears the end.
+    if (!o_.session_is_named) o_.session->ReleaseCaches();
   }
   RequestFigures figures;
   figures.prompt_tokens = f.prompt_tokens;

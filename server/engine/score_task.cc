@@ -70,6 +70,8 @@ bool ScoreTask::Step() {
   index_ = 0;
   ++current_;
   if (current_ < o_.input.continuations.size()) return false;
+  base_.clear();  // freed before the client hears the end
+  memory_.Close();
   o_.done(std::move(output_));
   return true;
 }

@@ -86,6 +86,11 @@ int64_t Session::AllocatedBytes() const {
   return bytes;
 }
 
+void Session::ReleaseCaches() {
+  layers.clear();
+  memory.Close();
+}
+
 CacheStatsResult Session::Stats() const {
   return ComputeCacheStats(LayerPointers(layers), tokens_seen());
 }

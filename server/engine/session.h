@@ -58,6 +58,10 @@ struct Session {
   int64_t tokens_seen() const { return next_position() + (pending ? 1 : 0); }
   int64_t AllocatedBytes() const;
   CacheStatsResult Stats() const;
+  // Frees the caches and returns their bytes to the engine now, not when
+  // the last reference goes: a finished one-shot request or a closed
+  // session. The session cannot be used afterwards.
+  void ReleaseCaches();
   SessionSnapshot Snapshot(bool include_positions) const;
 };
 

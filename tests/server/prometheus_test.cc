@@ -3,14 +3,7 @@
 // sessions report and return to zero when they close; every PromQL
 // expression of every Grafana dashboard parses and returns data; no label
 // value carries request text or a session id.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -23,9 +16,8 @@
 
 #include "tests/testing/fixtures.h"
 #include "tests/testing/http.h"
+#include "tests/testing/processes.h"
 #include "tests/testing/server_harness.h"
-
-extern char** environ;
 
 namespace coldcompress {
 namespace {
@@ -33,97 +25,10 @@ namespace {
 using nlohmann::json;
 using testing::HttpGet;
 using testing::IdsRequest;
+using testing::Prometheus;
 using testing::ServerHarness;
 using testing::UrlEncode;
 namespace fs = std::filesystem;
-
-constexpr char kPrometheus[] = "/usr/bin/prometheus";
-
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// A Prometheus process scraping `target` every second, on a free port.
-class Prometheus {
- public:
-  explicit Prometheus(const std::string& target) {
-    if (!fs::exists(kPrometheus)) {
-      ADD_FAILURE() << kPrometheus
-                    << " is missing: scripts/install_deps.sh installs Debian's "
-                    << "prometheus package";
-      return;
-    }
-    dir_ = fs::temp_directory_path() /
-           ("cc_prometheus_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    std::ofstream(dir_ / "prometheus.yml")
-        << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        << "scrape_configs:\n  - job_name: coldcompress\n    static_configs:\n"
-        << "      - targets: ['" << target << "']\n";
-    port_ = FreePort();
-    const std::vector<std::string> args = {
-        kPrometheus, "--config.file=" + (dir_ / "prometheus.yml").string(),
-        "--storage.tsdb.path=" + (dir_ / "data").string(),
-        "--web.listen-address=127.0.0.1:" + std::to_string(port_),
-        "--log.level=warn"};
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid_, kPrometheus, nullptr, nullptr, argv.data(),
-                    environ) != 0)
-      pid_ = 0;
-  }
-  ~Prometheus() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    fs::remove_all(dir_);
-  }
-
-  // The "data" of an instant query; fails the test on an API error.
-  json Query(const std::string& promql) const {
-    const testing::HttpResponse r =
-        HttpGet("127.0.0.1", port_, "/api/v1/query?query=" + UrlEncode(promql));
-    if (r.status != 200) {
-      return json{
-          {"status", "error"}, {"http_status", r.status}, {"error", r.body}};
-    }
-    const json j = json::parse(r.body, nullptr, false);
-    return j.is_discarded() ? json{{"status", "error"}, {"error", r.body}} : j;
-  }
-
-  // Polls `ok(data)` for up to `seconds`.
-  bool WaitFor(const std::string& promql,
-               const std::function<bool(const json&)>& ok,
-               double seconds) const {
-    const auto deadline =
-        std::chrono::steady_clock::now() +
-        std::chrono::milliseconds(static_cast<int>(seconds * 1000));
-    while (std::chrono::steady_clock::now() < deadline) {
-      const json r = Query(promql);
-      if (r.value("status", "") == "success" && ok(r["data"])) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    }
-    return false;
-  }
-
-  bool running() const { return pid_ > 0; }
-
- private:
-  fs::path dir_;
-  int port_ = 0;
-  pid_t pid_ = 0;
-};
 
 // policy -> value of an instant vector grouped by policy; with `nonzero`,
 // policies whose caches are all gone (value 0) are left out.
@@ -194,7 +99,7 @@ TEST(PrometheusTest,
   ServerHarness harness(testing::FixtureDir("llama"), true, config);
   const int metrics_port = harness.server().metrics_port();
   ASSERT_GT(metrics_port, 0);
-  Prometheus prometheus("127.0.0.1:" + std::to_string(metrics_port));
+  Prometheus prometheus({"127.0.0.1:" + std::to_string(metrics_port)});
   ASSERT_TRUE(prometheus.running());
   ASSERT_TRUE(prometheus.WaitFor(
       "up{job=\"coldcompress\"}",

@@ -240,6 +240,9 @@ TEST_F(ServiceTest, TokenizeListPoliciesAndServerInfo) {
   EXPECT_EQ(info.vocab_size(), 512u);
   EXPECT_EQ(info.num_layers(), 2u);
   EXPECT_EQ(info.limits().max_sessions(), 256u);
+  EXPECT_EQ(info.metrics_port(),
+            static_cast<uint32_t>(harness_->server().metrics_port()));
+  EXPECT_GT(info.metrics_port(), 0u);
 }
 
 // Score: each continuation starts from the same context; teacher forcing
@@ -422,6 +425,44 @@ TEST_F(ServiceTest, MessagesUseTheChatTemplate) {
   EXPECT_EQ(b.status.error_code(), grpc::INVALID_ARGUMENT);
   EXPECT_NE(b.status.error_message().find("messages[1].role"),
             std::string::npos);
+}
+
+// Score's context_messages is the same chat template: the same log-probs as
+// the rendered ids, and errors name context_messages.
+TEST_F(ServiceTest, ScoreContextMessagesUseTheChatTemplate) {
+  v1::ScoreRequest chat;
+  auto* user = chat.mutable_context_messages()->add_messages();
+  user->set_role("user");
+  user->set_content("Which is right?");
+  chat.add_continuations()->set_text(" yes");
+  grpc::ClientContext c1;
+  v1::ScoreResponse by_messages;
+  grpc::Status s = harness_->stub().Score(&c1, chat, &by_messages);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+
+  grpc::ClientContext c2;
+  v1::TokenizeRequest tr;
+  tr.set_text("[INST] Which is right? [/INST]");
+  v1::TokenizeResponse tokens;
+  ASSERT_TRUE(harness_->stub().Tokenize(&c2, tr, &tokens).ok());
+  v1::ScoreRequest ids;
+  ids.mutable_context_token_ids()->add_ids(1);  // <s>
+  for (int32_t id : tokens.token_ids())
+    ids.mutable_context_token_ids()->add_ids(id);
+  ids.add_continuations()->set_text(" yes");
+  grpc::ClientContext c3;
+  v1::ScoreResponse by_ids;
+  ASSERT_TRUE(harness_->stub().Score(&c3, ids, &by_ids).ok());
+  ASSERT_EQ(by_ids.scores_size(), 1);
+  EXPECT_DOUBLE_EQ(by_messages.scores(0).logprob_sum(),
+                   by_ids.scores(0).logprob_sum());
+
+  chat.mutable_context_messages()->mutable_messages(0)->set_role("robot");
+  grpc::ClientContext c4;
+  s = harness_->stub().Score(&c4, chat, &by_messages);
+  EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message().rfind("context_messages[0].role", 0), 0u)
+      << s.error_message();
 }
 
 TEST(ServerLifecycleTest, HealthAndUnavailableWhileLoading) {

@@ -1,0 +1,23 @@
+// RULER's synthetic tasks (Hsieh et al., 2024, github.com/NVIDIA/RULER),
+// generated here from a seed and sized to a target token length with the
+// server's tokenizer: needle in a haystack (single, multi-key, multi-value,
+// multi-query), variable tracking, common- and frequent-words extraction.
+#ifndef COLDCOMPRESS_CLIENT_TASKS_RULER_H_
+#define COLDCOMPRESS_CLIENT_TASKS_RULER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "client/tasks/task.h"
+
+namespace coldcompress::client {
+
+// The generated task called `name`, or nullptr when there is none.
+std::unique_ptr<Task> MakeRulerTask(const std::string& name);
+
+std::vector<std::string> RulerTaskNames();
+
+}  // namespace coldcompress::client
+
+#endif  // COLDCOMPRESS_CLIENT_TASKS_RULER_H_
