@@ -18,8 +18,9 @@ struct ReportRow {
   int num_samples = 0;
   std::map<std::string, double> metrics;
   double compression_ratio = 0;
-  double cache_bytes = 0;        // mean per request
-  double peak_server_bytes = 0;  // from Prometheus or /metrics, 0 if none
+  double cache_bytes = 0;         // mean per request
+  double peak_server_bytes = 0;   // sampled from Prometheus or /metrics
+  double session_peak_bytes = 0;  // mean peak of the sessions, 0 if none
 };
 
 // Every task of every results directory under `inputs` (a directory with
