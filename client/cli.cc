@@ -6,7 +6,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "client/pool.h"
 
 namespace coldcompress::client {
 
@@ -113,6 +115,47 @@ absl::StatusOr<EvalSettings> ToSettings(const EvalFlags& f) {
   s.memory.prometheus_match = f.prometheus_match;
   s.progress = !f.no_progress;
   return s;
+}
+
+absl::Status Preflight(ServerClient& server, const EvalFlags& flags,
+                       const EvalSettings& settings) {
+  if (!flags.policy.cache_config.empty()) {
+    absl::StatusOr<v1::ListPoliciesResponse> known = server.ListPolicies();
+    if (!known.ok()) return known.status();
+    std::vector<std::string> names;
+    for (const auto& p : known->presets()) names.push_back(p.name());
+    if (std::find(names.begin(), names.end(), flags.policy.cache_config) ==
+        names.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cache_config: unknown preset \"", flags.policy.cache_config,
+          "\"; the server knows: ", absl::StrJoin(names, ", ")));
+    }
+  }
+  const std::vector<std::string> generated = GeneratedTaskNames();
+  const int model_context = static_cast<int>(server.info().context_length());
+  TaskOptions options = settings.task_options;
+  options.num_samples = 1;
+  options.count_tokens = [&server](const std::string& text,
+                                   bool special) -> absl::StatusOr<int> {
+    absl::StatusOr<v1::TokenizeResponse> t = server.Tokenize(text, special);
+    if (!t.ok()) return t.status();
+    return t->token_ids_size();
+  };
+  for (const std::string& name : flags.tasks) {
+    if (std::find(generated.begin(), generated.end(), name) !=
+            generated.end() &&
+        model_context > 0 && options.context_length > model_context) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "context_length: ", options.context_length, " is longer than ",
+          server.address(), "'s model context of ", model_context, " tokens"));
+    }
+    absl::StatusOr<std::unique_ptr<Task>> task =
+        MakeTask(name, options.task_dirs);
+    if (!task.ok()) return task.status();
+    absl::StatusOr<std::vector<Example>> one = (*task)->Load(options);
+    if (!one.ok()) return one.status();
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ParseCommandLine(const std::string& line, int number,

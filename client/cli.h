@@ -17,6 +17,8 @@ class App;
 
 namespace coldcompress::client {
 
+class ServerClient;
+
 struct EvalFlags {
   std::vector<std::string> servers;
   std::vector<std::string> tasks;
@@ -50,6 +52,12 @@ absl::StatusOr<EvalSettings> ToSettings(const EvalFlags& flags);
 // The folder of the shipped task files: $COLDCOMPRESS_TASKS, else
 // configs/tasks next to the binary's source tree or the working directory.
 std::string DefaultTaskDir();
+
+// Checks against `server` what can be checked before any example runs: the
+// preset exists, a generated task's context fits the model, and each task
+// gives its first example (data file, fields, context length).
+absl::Status Preflight(ServerClient& server, const EvalFlags& flags,
+                       const EvalSettings& settings);
 
 // Parses one line of a --command_file ("coldcompress eval FLAGS", "eval
 // FLAGS" or just FLAGS; '#' starts a comment) into `flags`. INVALID_ARGUMENT

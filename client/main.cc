@@ -191,40 +191,6 @@ int Info(const std::string& server) {
   return 0;
 }
 
-// Checks what can be checked before any example runs: the tasks (one
-// example each: data files, fields, context length) and the preset.
-absl::Status Preflight(cc::ServerClient& server, const cc::EvalFlags& flags,
-                       const cc::EvalSettings& settings) {
-  if (!flags.policy.cache_config.empty()) {
-    absl::StatusOr<v1::ListPoliciesResponse> known = server.ListPolicies();
-    if (!known.ok()) return known.status();
-    std::vector<std::string> names;
-    for (const auto& p : known->presets()) names.push_back(p.name());
-    if (std::find(names.begin(), names.end(), flags.policy.cache_config) ==
-        names.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "cache_config: unknown preset \"", flags.policy.cache_config,
-          "\"; the server knows: ", absl::StrJoin(names, ", ")));
-    }
-  }
-  cc::TaskOptions options = settings.task_options;
-  options.num_samples = 1;
-  options.count_tokens = [&server](const std::string& text,
-                                   bool special) -> absl::StatusOr<int> {
-    absl::StatusOr<v1::TokenizeResponse> t = server.Tokenize(text, special);
-    if (!t.ok()) return t.status();
-    return t->token_ids_size();
-  };
-  for (const std::string& name : flags.tasks) {
-    absl::StatusOr<std::unique_ptr<cc::Task>> task =
-        cc::MakeTask(name, options.task_dirs);
-    if (!task.ok()) return task.status();
-    absl::StatusOr<std::vector<cc::Example>> one = (*task)->Load(options);
-    if (!one.ok()) return one.status();
-  }
-  return absl::OkStatus();
-}
-
 int Eval(const cc::EvalFlags& flags) {
   absl::StatusOr<cc::EvalSettings> settings = cc::ToSettings(flags);
   if (!settings.ok()) return Fail(settings.status());
@@ -242,7 +208,8 @@ int Eval(const cc::EvalFlags& flags) {
   absl::StatusOr<std::unique_ptr<cc::ServerPool>> pool =
       cc::ServerPool::Connect(*addresses, 30);
   if (!pool.ok()) return Fail(pool.status());
-  if (absl::Status s = Preflight((*pool)->server(0), flags, *settings); !s.ok())
+  if (absl::Status s = cc::Preflight((*pool)->server(0), flags, *settings);
+      !s.ok())
     return Fail(s);
   absl::StatusOr<std::unique_ptr<cc::Judge>> judge = cc::MakeJudge(flags.judge);
   if (!judge.ok()) return Fail(judge.status());

@@ -33,24 +33,6 @@ void AddPerTask(const EvalFlags& base, std::vector<SweepJob>* jobs) {
   }
 }
 
-// The cache presets the first server knows.
-absl::Status CheckConfigs(ServerClient& server,
-                          const std::vector<SweepJob>& jobs) {
-  absl::StatusOr<v1::ListPoliciesResponse> known = server.ListPolicies();
-  if (!known.ok()) return known.status();
-  std::vector<std::string> names;
-  for (const auto& p : known->presets()) names.push_back(p.name());
-  for (const SweepJob& job : jobs) {
-    const std::string& c = job.flags.policy.cache_config;
-    if (!c.empty() && std::find(names.begin(), names.end(), c) == names.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("config_names: unknown cache config \"", c,
-                       "\"; the servers know: ", absl::StrJoin(names, ", ")));
-    }
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<std::vector<SweepJob>> MakeJobs(const SweepFlags& f) {
@@ -131,8 +113,14 @@ absl::Status RunSweep(const SweepFlags& f) {
   absl::StatusOr<std::unique_ptr<ServerPool>> pool =
       ServerPool::Connect(*addresses, 30);
   if (!pool.ok()) return pool.status();
-  if (absl::Status s = CheckConfigs((*pool)->server(0), *jobs); !s.ok())
-    return s;
+  for (size_t i = 0; i < jobs->size(); ++i) {
+    if (absl::Status s =
+            Preflight((*pool)->server(0), (*jobs)[i].flags, settings[i]);
+        !s.ok()) {
+      return absl::Status(
+          s.code(), absl::StrCat("job ", (*jobs)[i].label, ": ", s.message()));
+    }
+  }
   absl::StatusOr<std::unique_ptr<Judge>> judge = MakeJudge(f.eval.judge);
   if (!judge.ok()) return judge.status();
 

@@ -404,6 +404,9 @@ TEST_F(EvalTest, BadInputIsOneLineErrorAndLosesNothing) {
        "error: max_cache_length[0]: 1.5 does not resolve"},
       {{"--servers", server, "--tasks", "rulercwe", "--context_length", "300"},
        "error: context_length: 300 is too short for rulercwe"},
+      {{"--servers", server, "--tasks", "rulervt", "--context_length", "4096"},
+       "error: context_length: 4096 is longer than " + server +
+           "'s model context of 2048 tokens"},
   };
   for (const Case& c : cases) {
     std::vector<std::string> args = {"eval"};
