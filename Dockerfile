@@ -29,8 +29,9 @@ RUN BUILD_DIR=/build \
     scripts/build.sh
 
 # Runtime stage: the shared libraries of Debian's packages, LibTorch's own
-# (it bundles its CUDA libraries), the binaries and the configs. The GPU driver
-# comes from the host (NVIDIA Container Toolkit); the model is mounted.
+# (it bundles its CUDA libraries), the binaries, the configs and the embedded
+# default model (/models/default; mount a folder over /models for others). The
+# GPU driver comes from the host (NVIDIA Container Toolkit).
 FROM debian:12-slim AS runtime
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
       libgrpc++1.51 libprotobuf32 libabsl20220623 libspdlog1.10 libyaml-cpp0.7 libsentencepiece0 \
@@ -40,6 +41,8 @@ COPY --from=build /opt/libtorch/lib /opt/libtorch/lib
 COPY --from=build /build/server/coldcompress-server /build/client/coldcompress /usr/local/bin/
 COPY --from=build /build/server/libcc_spm.so /usr/local/lib/coldcompress/libcc_spm.so
 COPY configs /etc/coldcompress/configs
+COPY models/default/config.json models/default/generation_config.json models/default/model.safetensors \
+     models/default/tokenizer.model models/default/tokenizer_config.json models/default/README.md /models/default/
 ENV LD_LIBRARY_PATH=/opt/libtorch/lib
 RUN useradd --system --uid 10001 --no-create-home coldcompress
 USER 10001

@@ -27,6 +27,10 @@ void AddEvalFlags(CLI::App* app, EvalFlags* f, bool with_servers) {
   app->add_option("--seed", f->seed, "seed of the generated (RULER) tasks");
   app->add_option("--context_length", f->context_length,
                   "generated tasks: prompt + max_new_tokens, in tokens");
+  app->add_option("--needle_depth", f->needle_depth,
+                  "LO HI: needles at depths uniform in [LO, HI) of the "
+                  "haystack (default 0 1)")
+      ->expected(2);
   app->add_option("--data_dir", f->data_dir,
                   "folder of the JSONL files of file-backed tasks");
   app->add_option("--task_data", f->task_data,
@@ -79,6 +83,14 @@ absl::StatusOr<EvalSettings> ToSettings(const EvalFlags& f) {
   t.num_samples = f.num_samples;
   t.seed = f.seed;
   t.context_length = f.context_length;
+  if (f.needle_depth.size() != 2 ||
+      !(f.needle_depth[0] >= 0 && f.needle_depth[0] < f.needle_depth[1] &&
+        f.needle_depth[1] <= 1)) {
+    return absl::InvalidArgumentError(
+        "needle_depth: needs 0 <= LO < HI <= 1 (two numbers)");
+  }
+  t.needle_depth_lo = f.needle_depth[0];
+  t.needle_depth_hi = f.needle_depth[1];
   t.data_dir = f.data_dir;
   for (const std::string& kv : f.task_data) {
     const size_t eq = kv.find('=');

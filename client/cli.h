@@ -26,6 +26,7 @@ struct EvalFlags {
   int num_samples = -1;
   uint64_t seed = 42;
   int context_length = 4096;
+  std::vector<double> needle_depth = {0, 1};
   std::string data_dir = "data";
   std::vector<std::string> task_data;  // NAME=PATH
   std::vector<std::string> task_dirs;

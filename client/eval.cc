@@ -50,6 +50,8 @@ json Identity(const PolicyFlags& policy, const EvalSettings& s) {
           {"cache_sizing", s.cache_sizing},
           {"seed", s.task_options.seed},
           {"context_length", s.task_options.context_length},
+          {"needle_depth",
+           {s.task_options.needle_depth_lo, s.task_options.needle_depth_hi}},
           {"temperature", s.temperature},
           {"sampling_seed", s.sampling_seed}};
 }

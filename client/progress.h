@@ -19,6 +19,9 @@ class Progress {
   void Advance();
   // Prints the final line.
   void Finish();
+  // Whether a bar is being redrawn in place (a line printed meanwhile must
+  // start on a fresh line).
+  bool on_screen() const { return enabled_ && tty_; }
 
   // "[#####.....] 12/50 3.1/s ETA 0:12"; rate and ETA count only this run.
   static std::string Line(const std::string& label, size_t done, size_t total,

@@ -139,13 +139,15 @@ absl::Status RunSweep(const SweepFlags& f) {
         std::lock_guard lock(mu);
         if (!outcome.ok()) {
           if (!absl::IsUnavailable(outcome.status())) {
-            std::fprintf(stderr, "\njob %s failed: %s\n",
+            std::fprintf(stderr, "%sjob %s failed: %s\n",
+                         progress.on_screen() ? "\n" : "",
                          (*jobs)[i].label.c_str(),
                          std::string(outcome.status().message()).c_str());
           }
           return outcome.status();
         }
-        std::fprintf(stderr, "\njob %s %s on %s\n", (*jobs)[i].label.c_str(),
+        std::fprintf(stderr, "%sjob %s %s on %s\n",
+                     progress.on_screen() ? "\n" : "", (*jobs)[i].label.c_str(),
                      outcome->skipped ? "was done before" : "done",
                      server.address().c_str());
         outcomes[i] = *std::move(outcome);

@@ -4,6 +4,7 @@
 #   BUILD_DIR      build folder (default build)
 #   CMAKE_ARGS     extra CMake arguments, e.g. -DCMAKE_PREFIX_PATH=/opt/libtorch
 #                  (a CUDA LibTorch) -DCOLDCOMPRESS_BUILD_TESTS=OFF
+#   TARGETS        build only these targets (default: everything)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -11,4 +12,5 @@ if [ ! -f "$BUILD_DIR/build.ninja" ]; then
   # shellcheck disable=SC2086
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo ${CMAKE_ARGS:-}
 fi
-cmake --build "$BUILD_DIR"
+# shellcheck disable=SC2086
+cmake --build "$BUILD_DIR" ${TARGETS:+--target $TARGETS}

@@ -1,26 +1,27 @@
 #!/usr/bin/env bash
-# The main job: sets up, builds, starts the server on the default model,
-# streams a generation and its cache statistics, and stops the server.
+# The main job: sets up, builds the server and the client, starts the server
+# on the embedded default model (models/default, trained by
+# scripts/train_default_model.sh), and compares cache policies on multi-key
+# needle in a haystack: the full cache, recent_global, heavy_hitter and l2 at
+# 50% and 25% of the cache, 20 examples each at 1024 tokens, needles in the
+# middle 80% of the haystack. Prints the comparison table, writes the plots,
+# stops the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh
-scripts/build.sh
+TARGETS="coldcompress-server coldcompress" scripts/build.sh
 BUILD_DIR=${BUILD_DIR:-build}
-
-# Until the trained default model lands, the default model is a small
-# random-weight checkpoint written here (its text is gibberish).
-if [ ! -f models/default/config.json ]; then
-  "$BUILD_DIR"/server/cc-make-checkpoint --out models/default --layers 4 --hidden 128 \
-    --heads 8 --kv_heads 2 --intermediate 384 --vocab 1024 --seed 7
-fi
+OUT=${DEMO_OUT:-$BUILD_DIR/demo}
+rm -rf "$OUT"
 
 log=$(mktemp)
-"$BUILD_DIR"/server/coldcompress-server --listen 127.0.0.1:0 >"$log" 2>&1 &
+"$BUILD_DIR"/server/coldcompress-server --model_dir models/default \
+  --listen 127.0.0.1:0 --metrics_listen 127.0.0.1:0 >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
 port=""
-for _ in $(seq 1 100); do
-  port=$(grep -o '(port [0-9]*)' "$log" | grep -o '[0-9]*' || true)
+for _ in $(seq 1 300); do
+  port=$(grep -o 'listening on [^ ]* (port [0-9]*)' "$log" | grep -o '[0-9]*)$' | tr -d ')' || true)
   [ -n "$port" ] && break
   kill -0 $server 2>/dev/null || { cat "$log"; exit 1; }
   sleep 0.1
@@ -28,11 +29,16 @@ done
 address=127.0.0.1:$port
 "$BUILD_DIR"/client/coldcompress health --server "$address" --wait 60 >/dev/null
 
-prompt="The special number for the quiet river is 4721. Remember it. What is the special number for the quiet river?"
-echo "== coldcompress generate --cache_config heavy_hitter --max_cache_length 0.5 (server $address, model models/default)"
-"$BUILD_DIR"/client/coldcompress generate --server "$address" --prompt "$prompt" \
-  --max_new_tokens 48 --cache_config heavy_hitter --max_cache_length 0.5
-
+echo "== models/default on $address: rulerniah (4 needles, one asked), 1024 tokens, 20 examples per policy"
+"$BUILD_DIR"/client/coldcompress sweep --servers "$address" \
+  --config_names recent_global heavy_hitter l2 --cache_sizes 0.5 0.25 --add_full \
+  --tasks rulerniah --num_samples 20 --context_length 1024 --needle_depth 0.1 0.9 \
+  --seed 1000 --results_dir "$OUT/results" --no_progress
+echo
+"$BUILD_DIR"/client/coldcompress report "$OUT/results" --out "$OUT/report" \
+  | sed -n '/^| policy/,$p'
+echo
+echo "plots: $OUT/report/rulerniah__string_match_all.svg (score against compression), $OUT/report/rulerniah__memory.svg"
 kill -TERM $server
-wait $server
+wait $server || true
 echo "== server stopped"

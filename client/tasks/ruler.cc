@@ -35,6 +35,8 @@ double UnitInterval(Rng& rng) {
   return static_cast<double>(rng.Next() >> 11) * 0x1.0p-53;
 }
 
+}  // namespace
+
 std::vector<std::string> NoiseLines(int sentences) {
   std::vector<std::string> lines;
   std::string line;
@@ -49,6 +51,8 @@ std::vector<std::string> NoiseLines(int sentences) {
   if (!line.empty()) lines.push_back(std::move(line));
   return lines;
 }
+
+namespace {
 
 // The lines with the inserts placed by depth (stable for equal depths),
 // joined with newlines.
@@ -71,13 +75,16 @@ std::string Place(const std::vector<std::string>& lines,
   return absl::StrJoin(out, "\n");
 }
 
-// "adjective-noun", RULER's word keys.
+}  // namespace
+
 std::string WordKey(Rng& rng) {
   const auto& adjs = Adjectives();
   const auto& nouns = Nouns();
   return absl::StrCat(adjs[rng.Uniform(adjs.size())], "-",
                       nouns[rng.Uniform(nouns.size())]);
 }
+
+namespace {
 
 // RULER's query list: "a", "a and b"... as `', '.join(q[:-1]) + ', and '
 // + q[-1]`.
@@ -87,6 +94,16 @@ std::string JoinQueries(const std::vector<std::string>& q) {
   return absl::StrCat(absl::StrJoin(head, ", "), ", and ", q.back());
 }
 
+struct BuildOptions {
+  int context_length = 0;
+  // Needles at depths uniform in [depth_lo, depth_hi) of the haystack.
+  double depth_lo = 0, depth_hi = 1;
+
+  double Depth(Rng& rng) const {
+    return depth_lo + (depth_hi - depth_lo) * UnitInterval(rng);
+  }
+};
+
 class Generator {
  public:
   virtual ~Generator() = default;
@@ -95,7 +112,7 @@ class Generator {
   // The example of `seed` with `units` haystack units. The same seed gives
   // the same needles, answers and depths whatever `units` is.
   virtual Instance Build(uint64_t seed, int units,
-                         int context_length) const = 0;
+                         const BuildOptions& options) const = 0;
 };
 
 // Needle in a haystack: `keys` needles with distinct keys, `values` values
@@ -111,7 +128,8 @@ class Niah : public Generator {
 
   int MinUnits() const override { return needle_haystack_ ? 1 : 5; }
 
-  Instance Build(uint64_t seed, int units, int) const override {
+  Instance Build(uint64_t seed, int units,
+                 const BuildOptions& options) const override {
     Rng rng(seed);
     std::vector<std::string> keys;
     std::set<std::string> used;
@@ -133,7 +151,7 @@ class Niah : public Generator {
     std::vector<Insert> needles;
     for (int k = 0; k < keys_; ++k) {
       for (const std::string& v : values[k]) {
-        needles.push_back({UnitInterval(rng),
+        needles.push_back({options.Depth(rng),
                            absl::StrCat("One of the special magic ", type,
                                         " for ", keys[k], " is: ", v, ".")});
       }
@@ -194,7 +212,7 @@ class VariableTracking : public Generator {
  public:
   static constexpr int kHops = 4;
 
-  Instance Build(uint64_t seed, int units, int) const override {
+  Instance Build(uint64_t seed, int units, const BuildOptions&) const override {
     Rng rng(seed);
     const int64_t value = rng.Range(10000, 99999);
     std::vector<std::string> vars;
@@ -238,7 +256,9 @@ class CommonWords : public Generator {
 
   int MinUnits() const override { return 1; }
 
-  Instance Build(uint64_t seed, int units, int context_length) const override {
+  Instance Build(uint64_t seed, int units,
+                 const BuildOptions& options) const override {
+    const int context_length = options.context_length;
     // RULER's frequencies (30 and 3) need about 4k tokens before any
     // uncommon word fits; shorter contexts use 10 and 1.
     const int freq_cw = context_length >= 4096 ? 30 : 10;
@@ -287,7 +307,7 @@ class FrequentWords : public Generator {
  public:
   int MinUnits() const override { return 200; }
 
-  Instance Build(uint64_t seed, int units, int) const override {
+  Instance Build(uint64_t seed, int units, const BuildOptions&) const override {
     constexpr double kZeta2 = 1.6449340668482264;  // pi^2 / 6
     Rng rng(seed);
     std::vector<std::string> vocab;
@@ -329,11 +349,12 @@ struct Sized {
 // interpolation between a fitting and an overflowing size; stops within
 // max(1%, 1 token) of the target. `hint`: a previous example's size.
 absl::StatusOr<Sized> SizeToTarget(const Generator& g, const TaskSpec& spec,
-                                   uint64_t seed, int context_length,
+                                   uint64_t seed, const BuildOptions& build,
                                    int target, int hint,
                                    const TokenCounter& count) {
+  const int context_length = build.context_length;
   auto probe = [&](int units) -> absl::StatusOr<Sized> {
-    Sized s{g.Build(seed, units, context_length), units, 0};
+    Sized s{g.Build(seed, units, build), units, 0};
     absl::StatusOr<int> n = count(s.instance.prompt, true);
     if (!n.ok()) return n.status();
     s.tokens = *n;
@@ -403,13 +424,20 @@ class RulerTask : public Task {
     }
     const int n =
         options.num_samples < 0 ? kDefaultSamples : options.num_samples;
+    if (!(options.needle_depth_lo >= 0 &&
+          options.needle_depth_lo < options.needle_depth_hi &&
+          options.needle_depth_hi <= 1)) {
+      return absl::InvalidArgumentError(
+          "needle_depth: needs 0 <= LO < HI <= 1");
+    }
+    const BuildOptions build{options.context_length, options.needle_depth_lo,
+                             options.needle_depth_hi};
     std::vector<Example> examples;
     int hint = 0;
     for (int i = 0; i < n; ++i) {
       const uint64_t seed = ExampleSeed(options.seed, spec_.name, i);
-      absl::StatusOr<Sized> s =
-          SizeToTarget(*generator_, spec_, seed, options.context_length, target,
-                       hint, options.count_tokens);
+      absl::StatusOr<Sized> s = SizeToTarget(
+          *generator_, spec_, seed, build, target, hint, options.count_tokens);
       if (!s.ok()) return s.status();
       hint = s->units;
       Example e;

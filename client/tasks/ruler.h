@@ -18,6 +18,14 @@ std::unique_ptr<Task> MakeRulerTask(const std::string& name);
 
 std::vector<std::string> RulerTaskNames();
 
+class Rng;
+
+// RULER's noise haystack: `sentences` sentences, five to a line.
+std::vector<std::string> NoiseLines(int sentences);
+
+// A random "adjective-noun" key, as RULER's needles use.
+std::string WordKey(Rng& rng);
+
 }  // namespace coldcompress::client
 
 #endif  // COLDCOMPRESS_CLIENT_TASKS_RULER_H_

@@ -56,6 +56,9 @@ struct TaskOptions {
   // Generated tasks: prompt + max_new_tokens, in tokens (RULER's
   // max_seq_length).
   int context_length = 4096;
+  // Needle tasks: needles are placed at depths uniform in [lo, hi) of the
+  // haystack (RULER: the whole haystack).
+  double needle_depth_lo = 0, needle_depth_hi = 1;
   std::string data_dir = ".";  // JSONL files: <data_dir>/<name>.jsonl
   std::map<std::string, std::string> data_files;  // task -> JSONL override
   std::vector<std::string> task_dirs;             // task YAML folders

@@ -103,6 +103,66 @@ TEST(RulerTest, SeedsGiveDifferentExamplesAndSameSeedTheSame) {
   }
 }
 
+// --needle_depth LO HI: every needle of every example lies between the
+// LO and HI fractions of the haystack (counted in lines), and the default
+// range spans it all.
+TEST(RulerTest, NeedleDepthRangeHoldsTheNeedles) {
+  auto depths = [](const Example& e) {
+    std::vector<std::string> lines = absl::StrSplit(e.prompt, '\n');
+    // Line 0 is the instruction; the last one the question.
+    std::vector<double> out;
+    const double n = static_cast<double>(lines.size()) - 2;
+    for (size_t i = 1; i + 1 < lines.size(); ++i) {
+      if (lines[i].rfind("One of the special magic", 0) == 0)
+        out.push_back((static_cast<double>(i) - 1) / n);
+    }
+    return out;
+  };
+  TaskOptions options;
+  options.num_samples = 50;
+  options.context_length = 1500;
+  options.count_tokens = CountWords;
+  options.seed = 7;
+  options.needle_depth_lo = 0.25;
+  options.needle_depth_hi = 0.5;
+  double lowest = 1, highest = 0;
+  int needles = 0;
+  for (const Example& e : Load("rulerniah", options)) {
+    for (double d : depths(e)) {
+      // A needle at depth d goes before haystack line floor(d * (n + 1));
+      // counted among the prompt's lines (needles included) it is within a
+      // few lines of d.
+      EXPECT_GE(d, 0.25 - 0.05) << e.prompt;
+      EXPECT_LE(d, 0.5 + 0.05) << e.prompt;
+      lowest = std::min(lowest, d);
+      highest = std::max(highest, d);
+      ++needles;
+    }
+  }
+  EXPECT_EQ(needles, 200);  // four needles in each of 50 examples
+  EXPECT_LT(lowest, 0.3);
+  EXPECT_GT(highest, 0.45);
+  options.needle_depth_lo = 0;
+  options.needle_depth_hi = 1;
+  lowest = 1, highest = 0;
+  for (const Example& e : Load("rulerniah", options)) {
+    for (double d : depths(e)) {
+      lowest = std::min(lowest, d);
+      highest = std::max(highest, d);
+    }
+  }
+  EXPECT_LT(lowest, 0.05);
+  EXPECT_GT(highest, 0.95);
+  options.needle_depth_lo = 0.9;
+  options.needle_depth_hi = 0.1;
+  absl::StatusOr<std::vector<Example>> bad =
+      MakeRulerTask("rulerniah")->Load(options);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("needle_depth"), std::string::npos)
+      << bad.status();
+}
+
 // With the server's tokenizer (a real SentencePiece model behind the
 // Tokenize RPC) every prompt is within 2% of, and not over, its target.
 class ServerTokenizerTest : public testing::SharedServerTest {

@@ -1,0 +1,458 @@
+// cc-train: trains the embedded default model, a small GQA Llama, on the
+// retrieval mixture of train_data.h with AdamW, reusing the server's model
+// code (LlamaModel::Forward). Resumable from its checkpoints, deterministic
+// for a seed; writes a Hugging Face checkpoint with its tokenizer.
+//   cc-train --out models/default [--steps N --batch B ...]
+#include <spawn.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <thread>
+#include <nlohmann/json.hpp>
+
+#include "server/model/checkpoint.h"
+#include "server/model/llama.h"
+#include "server/tokenizer/load.h"
+#include "server/tools/train_data.h"
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using coldcompress::LayerWeights;
+using coldcompress::ModelConfig;
+using coldcompress::ModelWeights;
+using nlohmann::json;
+
+struct Flags {
+  std::string out;
+  int layers = 4, hidden = 128, heads = 4, kv_heads = 2, intermediate = 384;
+  int vocab = 2048;
+  int64_t steps = 4000;
+  int batch = 8;
+  double lr = 1e-3, weight_decay = 0.1, warmup = 100;
+  double init_std = 0;  // 0: 1/sqrt(hidden)
+  std::string schedule = "cosine";
+  int min_context = 128, max_context = 1024;
+  double curriculum = 0.5;  // fraction of the steps over which contexts grow
+  uint64_t seed = 1;
+  int save_every = 100;
+  int threads = 0;
+  int dump = 0;          // print this many training sequences and exit
+  std::string dump_bin;  // or write them to this file
+  std::vector<std::string> mixture;  // NAME=WEIGHT overrides
+  std::string init;                  // start from this checkpoint's weights
+};
+
+// Runs `args` in `dir`; returns its exit status, or -1.
+int Run(const std::vector<std::string>& args, const fs::path& dir) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
+  pid_t pid;
+  const int spawned =
+      posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) return -1;
+  int status = 0;
+  if (waitpid(pid, &status, 0) < 0) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool TrainTokenizer(const fs::path& dir, const Flags& f) {
+  const fs::path corpus = dir / "corpus.txt";
+  std::ofstream(corpus) << coldcompress::TokenizerCorpus(f.seed, 1 << 20);
+  // Relative paths: the model file records them, and the same seed must
+  // give the same bytes wherever the model is trained.
+  const int rc =
+      Run({"spm_train", "--input=corpus.txt", "--model_prefix=tokenizer",
+           "--vocab_size=" + std::to_string(f.vocab), "--model_type=bpe",
+           "--byte_fallback=true", "--character_coverage=1.0",
+           "--split_digits=true", "--unk_id=0", "--bos_id=1", "--eos_id=2",
+           "--pad_id=-1", "--num_threads=1", "--minloglevel=2",
+           "--input_sentence_size=100000", "--shuffle_input_sentence=false"},
+          dir);
+  fs::remove(corpus);
+  fs::remove(dir / "tokenizer.vocab");
+  return rc == 0;
+}
+
+ModelConfig Config(const Flags& f, int vocab_size) {
+  ModelConfig c;
+  c.architecture = "LlamaForCausalLM";
+  c.vocab_size = vocab_size;
+  c.hidden_size = f.hidden;
+  c.intermediate_size = f.intermediate;
+  c.num_layers = f.layers;
+  c.num_heads = f.heads;
+  c.num_kv_heads = f.kv_heads;
+  c.head_dim = f.hidden / f.heads;
+  c.max_position_embeddings = 4096;
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = 10000;
+  c.tie_word_embeddings = true;
+  c.bos_token_id = 1;
+  c.eos_token_ids = {2};
+  return c;
+}
+
+ModelWeights Init(const ModelConfig& c, uint64_t seed, double init_std) {
+  torch::manual_seed(seed);
+  const int64_t d = c.hidden_size, hd = c.head_dim;
+  const double std = init_std > 0 ? init_std : 1 / std::sqrt(double(d));
+  const double out_std = std / std::sqrt(2.0 * c.num_layers);
+  auto normal = [](std::vector<int64_t> shape, double s) {
+    return torch::randn(shape, torch::kFloat).mul_(s);
+  };
+  ModelWeights w;
+  w.embed = normal({c.vocab_size, d}, std);
+  w.norm = torch::ones({d});
+  w.lm_head = w.embed;
+  for (int i = 0; i < c.num_layers; ++i) {
+    LayerWeights l;
+    l.input_norm = torch::ones({d});
+    l.post_norm = torch::ones({d});
+    l.wq = normal({c.num_heads * hd, d}, std);
+    l.wk = normal({c.num_kv_heads * hd, d}, std);
+    l.wv = normal({c.num_kv_heads * hd, d}, std);
+    l.wo = normal({d, c.num_heads * hd}, out_std);
+    l.w_gate = normal({c.intermediate_size, d}, std);
+    l.w_up = normal({c.intermediate_size, d}, std);
+    l.w_down = normal({d, c.intermediate_size}, out_std);
+    w.layers.push_back(l);
+  }
+  return w;
+}
+
+std::string Clock(double seconds) {
+  const auto s = static_cast<int64_t>(seconds);
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%lld:%02lld:%02lld",
+                static_cast<long long>(s / 3600),
+                static_cast<long long>(s / 60 % 60),
+                static_cast<long long>(s % 60));
+  return buffer;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags f;
+  CLI::App app{"Trains the default ColdCompress model on CPU"};
+  app.add_option("--out", f.out, "model folder (the checkpoint goes here)")
+      ->required();
+  app.add_option("--layers", f.layers);
+  app.add_option("--hidden", f.hidden);
+  app.add_option("--heads", f.heads);
+  app.add_option("--kv_heads", f.kv_heads);
+  app.add_option("--intermediate", f.intermediate);
+  app.add_option("--vocab", f.vocab, "SentencePiece vocabulary size");
+  app.add_option("--steps", f.steps);
+  app.add_option("--batch", f.batch, "sequences per step");
+  app.add_option("--lr", f.lr, "peak learning rate (cosine decay to 10%)");
+  app.add_option("--weight_decay", f.weight_decay);
+  app.add_option("--schedule", f.schedule,
+                 "learning rate after warm-up: cosine (decay to 10%) or "
+                 "constant")
+      ->check(CLI::IsMember({"cosine", "constant"}));
+  app.add_option("--init_std", f.init_std,
+                 "standard deviation of the initial weights (0: "
+                 "1/sqrt(hidden), which breaks attention's symmetry early)");
+  app.add_option("--warmup", f.warmup, "warm-up steps");
+  app.add_option("--min_context", f.min_context);
+  app.add_option("--max_context", f.max_context, "the longest trained context");
+  app.add_option("--curriculum", f.curriculum,
+                 "fraction of the steps over which the longest context grows");
+  app.add_option("--seed", f.seed);
+  app.add_option("--save_every", f.save_every, "steps between checkpoints");
+  app.add_option("--threads", f.threads, "intra-op threads (0 = all cores)");
+  app.add_option("--mixture", f.mixture,
+                 "NAME=WEIGHT ... (tasks, \"copy\", \"text\"): replaces the "
+                 "default mixture");
+  app.add_option("--init", f.init,
+                 "start from the weights of this checkpoint (an earlier "
+                 "stage) instead of random ones");
+  app.add_option("--dump_bin", f.dump_bin,
+                 "with --dump: write the sequences to this file instead "
+                 "(int32: length, tokens, scored flags; for outside tools)");
+  app.add_option("--dump", f.dump,
+                 "print the first N training sequences (scored part in "
+                 "[[ ]]) and exit");
+  CLI11_PARSE(app, argc, argv);
+  // LibTorch's own default can be one thread; matrix products have their
+  // BLAS threads either way.
+  torch::set_num_threads(f.threads > 0
+                             ? f.threads
+                             : static_cast<int>(std::max(
+                                   1u, std::thread::hardware_concurrency())));
+
+  const fs::path out(f.out), state = fs::path(f.out) / "train_state";
+  fs::create_directories(state);
+  if (!fs::exists(out / "tokenizer.model")) {
+    std::cerr << "training the tokenizer (spm_train, vocabulary " << f.vocab
+              << ")\n";
+    if (!TrainTokenizer(out, f)) {
+      std::cerr
+          << "spm_train failed; is the sentencepiece package installed?\n";
+      return 1;
+    }
+  }
+  json tc = {{"add_bos_token", true},
+             {"add_eos_token", false},
+             {"bos_token", "<s>"},
+             {"eos_token", "</s>"},
+             {"unk_token", "<unk>"},
+             {"model_max_length", 4096},
+             {"tokenizer_class", "LlamaTokenizer"}};
+  std::ofstream(out / "tokenizer_config.json") << tc.dump(2) << "\n";
+  absl::StatusOr<std::unique_ptr<coldcompress::Tokenizer>> tokenizer =
+      coldcompress::LoadTokenizer(f.out);
+  if (!tokenizer.ok()) {
+    std::cerr << tokenizer.status().message() << "\n";
+    return 1;
+  }
+  const ModelConfig config = Config(f, (*tokenizer)->vocab_size());
+
+  // Resume from the last checkpoint of this run, else start from scratch.
+  int64_t start_step = 0;
+  double seconds_before = 0;  // training time of earlier runs (resume)
+  int64_t tokens_before = 0;
+  ModelWeights weights;
+  if (fs::exists(state / "progress.json")) {
+    json progress = json::parse(std::ifstream(state / "progress.json"));
+    start_step = progress["step"];
+    seconds_before = progress.value("seconds", 0.0);
+    tokens_before = progress.value("tokens", int64_t{0});
+    absl::StatusOr<ModelWeights> loaded = coldcompress::LoadModelWeights(
+        state.string(), config, at::kFloat, at::kCPU);
+    if (!loaded.ok()) {
+      std::cerr << "cannot resume: " << loaded.status().message() << "\n";
+      return 1;
+    }
+    weights = *std::move(loaded);
+    weights.lm_head = weights.embed;
+    std::cerr << "resuming at step " << start_step << "\n";
+  } else if (!f.init.empty()) {
+    absl::StatusOr<ModelWeights> loaded =
+        coldcompress::LoadModelWeights(f.init, config, at::kFloat, at::kCPU);
+    if (!loaded.ok()) {
+      std::cerr << "--init: " << loaded.status().message() << "\n";
+      return 1;
+    }
+    weights = *std::move(loaded);
+    weights.lm_head = weights.embed;
+  } else {
+    weights = Init(config, f.seed, f.init_std);
+  }
+  std::vector<torch::Tensor> params;
+  for (auto& [name, tensor] : weights.Named(config)) {
+    tensor->set_requires_grad(true);
+    params.push_back(*tensor);
+  }
+  coldcompress::LlamaModel model(config, weights, at::kCPU);
+  torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(f.lr)
+                                            .betas({0.9, 0.95})
+                                            .weight_decay(f.weight_decay));
+  if (start_step > 0 && fs::exists(state / "optimizer.pt"))
+    torch::load(optimizer, (state / "optimizer.pt").string());
+
+  coldcompress::MixtureOptions mixture_options;
+  mixture_options.seed = f.seed;
+  mixture_options.min_context = f.min_context;
+  mixture_options.max_context = f.max_context;
+  if (!f.mixture.empty()) {
+    mixture_options.weights.clear();
+    for (const std::string& kv : f.mixture) {
+      const size_t eq = kv.find('=');
+      if (eq == std::string::npos) {
+        std::cerr << "--mixture: " << kv << " is not NAME=WEIGHT\n";
+        return 2;
+      }
+      mixture_options.weights.emplace_back(kv.substr(0, eq),
+                                           std::stod(kv.substr(eq + 1)));
+    }
+  }
+  coldcompress::TrainMixture mixture(tokenizer->get(), mixture_options);
+
+  std::ofstream bin;
+  if (!f.dump_bin.empty()) bin.open(f.dump_bin, std::ios::binary);
+  for (int i = 0; i < f.dump; ++i) {
+    absl::StatusOr<coldcompress::TrainSequence> s =
+        mixture.Make(i / 4096, i % 4096, f.max_context);
+    if (!s.ok()) return 1;
+    if (bin.is_open()) {
+      std::vector<int32_t> row = {static_cast<int32_t>(s->tokens.size())};
+      row.insert(row.end(), s->tokens.begin(), s->tokens.end());
+      row.insert(row.end(), s->target.begin(), s->target.end());
+      bin.write(reinterpret_cast<const char*>(row.data()),
+                static_cast<std::streamsize>(row.size() * sizeof(int32_t)));
+      continue;
+    }
+    std::string text;
+    bool in = false;
+    for (size_t t = 1; t < s->tokens.size(); ++t) {
+      const bool scored = s->target[t - 1] != 0;
+      if (scored != in) text += scored ? "[[" : "]]";
+      in = scored;
+      text += (*tokenizer)->Decode({s->tokens[t]}, false);
+    }
+    std::printf("--- %s, %zu tokens\n%s%s\n", s->kind.c_str(), s->tokens.size(),
+                text.c_str(), in ? "]]" : "");
+  }
+  if (f.dump > 0) return 0;
+
+  int64_t params_count = 0;
+  for (const auto& p : params) params_count += p.numel();
+  std::cerr << "model: " << config.num_layers << " layers, hidden "
+            << config.hidden_size << ", " << config.num_heads << "/"
+            << config.num_kv_heads << " heads, vocab " << config.vocab_size
+            << ", " << params_count << " parameters; " << f.steps
+            << " steps of " << f.batch << "\n";
+  const auto started = std::chrono::steady_clock::now();
+  double ema = 0;
+  int64_t tokens_seen = 0;
+  std::map<std::string, double> kind_loss;
+  for (int64_t step = start_step; step < f.steps; ++step) {
+    const double grow =
+        f.curriculum > 0 ? std::min(1.0, step / (f.curriculum * f.steps)) : 1.0;
+    const int cap = f.min_context +
+                    static_cast<int>(grow * (f.max_context - f.min_context));
+    std::vector<coldcompress::TrainSequence> batch;
+    size_t longest = 0;
+    for (int i = 0; i < f.batch; ++i) {
+      absl::StatusOr<coldcompress::TrainSequence> s =
+          mixture.Make(step, i, cap);
+      if (!s.ok()) {
+        std::cerr << "data: " << s.status().message() << "\n";
+        return 1;
+      }
+      longest = std::max(longest, s->tokens.size());
+      batch.push_back(*std::move(s));
+    }
+    // Right-padded: padding is never a target, and attention is causal.
+    torch::Tensor tokens =
+        torch::zeros({f.batch, static_cast<int64_t>(longest)}, torch::kLong);
+    torch::Tensor mask =
+        torch::zeros({f.batch, static_cast<int64_t>(longest)}, torch::kFloat);
+    for (int i = 0; i < f.batch; ++i) {
+      for (size_t t = 0; t < batch[i].tokens.size(); ++t) {
+        tokens[i][t] = batch[i].tokens[t];
+        mask[i][t] = batch[i].target[t];
+      }
+      tokens_seen += static_cast<int64_t>(batch[i].tokens.size());
+    }
+    // Learning rate: linear warm-up, cosine decay to 10%.
+    const double progress = static_cast<double>(step) / f.steps;
+    const double lr =
+        step < f.warmup ? f.lr * (step + 1) / f.warmup
+        : f.schedule == "constant"
+            ? f.lr
+            : f.lr * (0.1 + 0.45 * (1 + std::cos(M_PI * progress)));
+    for (auto& group : optimizer.param_groups())
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+
+    optimizer.zero_grad();
+    const torch::Tensor logits = model.Forward(tokens);  // [B, S, V]
+    const int64_t v = logits.size(2);
+    const torch::Tensor logp =
+        torch::log_softmax(logits.slice(1, 0, -1).reshape({-1, v}), 1);
+    const torch::Tensor next = tokens.slice(1, 1).reshape({-1});
+    const torch::Tensor m = mask.slice(1, 0, -1).reshape({-1});
+    const torch::Tensor nll = -logp.gather(1, next.unsqueeze(1)).squeeze(1);
+    // Every sequence weighs the same, whatever its number of scored tokens:
+    // a needle's answer (8 tokens) counts as much as a page of text, so the
+    // mixture's weights are what the gradient sees.
+    const torch::Tensor rows = (nll * m).view({f.batch, -1}).sum(1);
+    const torch::Tensor counts = m.view({f.batch, -1}).sum(1);
+    const torch::Tensor loss =
+        (rows / counts.clamp_min(1)).sum() / (counts > 0).sum().clamp_min(1);
+    {
+      // Per kind: the mean loss of its scored tokens, averaged over time.
+      torch::NoGradGuard no_grad;
+      for (int i = 0; i < f.batch; ++i) {
+        const double c = counts[i].item<double>();
+        if (c == 0) continue;
+        const double x = rows[i].item<double>() / c;
+        auto [it, fresh] = kind_loss.try_emplace(batch[i].kind, x);
+        if (!fresh) it->second = 0.95 * it->second + 0.05 * x;
+      }
+    }
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(params, 1.0);
+    optimizer.step();
+
+    const double l = loss.item<double>();
+    ema = step == start_step ? l : 0.98 * ema + 0.02 * l;
+    const double elapsed = std::chrono::duration<double>(
+                               std::chrono::steady_clock::now() - started)
+                               .count();
+    const double rate = (step + 1 - start_step) / elapsed;
+    std::fprintf(stderr,
+                 "\rstep %lld/%lld loss %.4f (avg %.4f) ctx<=%d %.0f tok/s "
+                 "elapsed %s ETA %s\x1b[K",
+                 static_cast<long long>(step + 1),
+                 static_cast<long long>(f.steps), l, ema, cap,
+                 tokens_seen / elapsed, Clock(elapsed).c_str(),
+                 Clock((f.steps - step - 1) / rate).c_str());
+    const bool last = step + 1 == f.steps;
+    if ((step + 1) % f.save_every == 0 || last) {
+      torch::NoGradGuard no_grad;
+      // The state folder always has the latest weights (a finished run
+      // can be extended with a larger --steps); the last go to --out too.
+      ModelWeights copy = weights;
+      for (const std::string& dir :
+           last ? std::vector<std::string>{state.string(), f.out}
+                : std::vector<std::string>{state.string()}) {
+        if (absl::Status s =
+                coldcompress::WriteCheckpoint(dir, config, copy, at::kFloat, 1);
+            !s.ok()) {
+          std::cerr << "\n" << s.message() << "\n";
+          return 1;
+        }
+      }
+      torch::save(optimizer, (state / "optimizer.pt").string());
+      const json progress = {{"step", step + 1},
+                             {"seconds", seconds_before + elapsed},
+                             {"tokens", tokens_before + tokens_seen},
+                             {"loss_avg", ema},
+                             {"loss_by_kind", kind_loss}};
+      std::ofstream(state / "progress.json") << progress.dump() << "\n";
+      if (last) {
+        // What the model card states about training.
+        json mix = json::object();
+        for (const auto& [name, w] : mixture_options.weights) mix[name] = w;
+        json summary = progress;
+        summary.update({{"parameters", params_count},
+                        {"batch", f.batch},
+                        {"lr", f.lr},
+                        {"weight_decay", f.weight_decay},
+                        {"warmup", f.warmup},
+                        {"schedule", f.schedule},
+                        {"min_context", f.min_context},
+                        {"max_context", f.max_context},
+                        {"curriculum", f.curriculum},
+                        {"seed", f.seed},
+                        {"threads", torch::get_num_threads()},
+                        {"mixture", mix}});
+        std::ofstream(out / "training.json") << summary.dump(2) << "\n";
+      }
+      std::fprintf(stderr, "\n  loss by kind:");
+      for (const auto& [kind, x] : kind_loss)
+        std::fprintf(stderr, " %s %.3f", kind.c_str(), x);
+      std::fprintf(stderr, "\n");
+    }
+  }
+  std::cerr << "wrote " << f.out << "\n";
+  return 0;
+}

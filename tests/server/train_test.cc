@@ -1,0 +1,160 @@
+// cc-train, the default model's trainer, on a tiny shape for a few steps: the
+// loss falls, a run stopped at its checkpoint and resumed ends with the same
+// weights as an uninterrupted one, the same seed gives the same weights, and
+// the checkpoint it writes serves in a real server.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+
+#include "tests/testing/processes.h"
+
+namespace coldcompress {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class TrainTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("cc_train_test_" + std::to_string(::getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  // A tiny model on the retrieval drill for `steps` steps (a constant
+  // learning rate, so a run cut at 50 steps and resumed is the same run).
+  testing::CommandResult Train(const fs::path& out, int steps) {
+    const char* bin = std::getenv("COLDCOMPRESS_TRAIN_BIN");
+    EXPECT_NE(bin, nullptr) << "COLDCOMPRESS_TRAIN_BIN is not set";
+    return testing::RunCommand({bin ? bin : "cc-train",
+                                "--out",
+                                out.string(),
+                                "--layers",
+                                "2",
+                                "--hidden",
+                                "32",
+                                "--heads",
+                                "2",
+                                "--kv_heads",
+                                "1",
+                                "--intermediate",
+                                "64",
+                                "--vocab",
+                                "1024",
+                                "--steps",
+                                std::to_string(steps),
+                                "--batch",
+                                "4",
+                                "--min_context",
+                                "160",
+                                "--max_context",
+                                "224",
+                                "--curriculum",
+                                "0",
+                                "--mixture",
+                                "lookup=1",
+                                "recall=1",
+                                "--lr",
+                                "3e-3",
+                                "--schedule",
+                                "constant",
+                                "--warmup",
+                                "5",
+                                "--save_every",
+                                "50",
+                                "--threads",
+                                "1",
+                                "--seed",
+                                "3"});
+  }
+
+  fs::path root_;
+};
+
+TEST_F(TrainTest, LearnsResumesAndIsDeterministic) {
+  const fs::path a = root_ / "a", b = root_ / "b";
+  testing::CommandResult r = Train(a, 100);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* file :
+       {"config.json", "model.safetensors", "tokenizer.model",
+        "tokenizer_config.json", "training.json"}) {
+    EXPECT_TRUE(fs::exists(a / file)) << file;
+  }
+  // The progress line of the first step against the final averages.
+  std::smatch first;
+  ASSERT_TRUE(std::regex_search(r.err, first,
+                                std::regex(R"(step 1/100 loss ([0-9.]+))")))
+      << r.err;
+  const nlohmann::json summary =
+      nlohmann::json::parse(Slurp(a / "training.json"));
+  EXPECT_EQ(summary["step"], 100);
+  EXPECT_EQ(summary["batch"], 4);
+  EXPECT_GT(summary["tokens"].get<int64_t>(), 100 * 4 * 160);
+  const double start = std::stod(first[1]);
+  // Before training every one of the 1024 pieces is about as likely.
+  EXPECT_NEAR(start, std::log(1024.0), 1.0);
+  for (const char* kind : {"lookup", "recall"}) {
+    EXPECT_LT(summary["loss_by_kind"][kind].get<double>(), start - 2.0)
+        << kind << "\n"
+        << r.err;
+  }
+
+  // The same run in two parts: 50 steps, then resumed to 100.
+  fs::create_directories(b);
+  fs::copy_file(a / "tokenizer.model", b / "tokenizer.model");
+  r = Train(b, 50);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Train(b, 100);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("resuming at step 50"), std::string::npos) << r.err;
+  EXPECT_TRUE(Slurp(a / "model.safetensors") == Slurp(b / "model.safetensors"))
+      << "a resumed run ended with other weights";
+
+  // From scratch again with the same seed: the same tokenizer and weights.
+  const fs::path c = root_ / "c";
+  r = Train(c, 100);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Slurp(a / "tokenizer.model") == Slurp(c / "tokenizer.model"));
+  EXPECT_TRUE(Slurp(a / "model.safetensors") == Slurp(c / "model.safetensors"))
+      << "the same seed gave other weights";
+
+  // The checkpoint serves: the server loads it and generates.
+  testing::ServerProcess server(a.string());
+  ASSERT_TRUE(server.running()) << server.log();
+  const testing::CommandResult gen = testing::RunClient(
+      {"generate", "--server", server.address(), "--prompt",
+       "One of the special magic numbers for", "--max_new_tokens", "8"});
+  EXPECT_EQ(gen.exit_code, 0) << gen.err;
+}
+
+TEST_F(TrainTest, BadFlagsFailWithAMessage) {
+  const char* bin = std::getenv("COLDCOMPRESS_TRAIN_BIN");
+  ASSERT_NE(bin, nullptr);
+  testing::CommandResult r = testing::RunCommand(
+      {bin, "--out", (root_ / "x").string(), "--mixture", "nonsense"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--mixture: nonsense is not NAME=WEIGHT"),
+            std::string::npos)
+      << r.err;
+  r = testing::RunCommand(
+      {bin, "--out", (root_ / "y").string(), "--schedule", "linear"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--schedule"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace coldcompress
