@@ -77,6 +77,38 @@ std::string Place(const std::vector<std::string>& lines,
 
 }  // namespace
 
+std::string NeedlePrefix(bool singular, const std::string& key) {
+  return absl::StrCat("One of the special magic ",
+                      singular ? "number" : "numbers", " for ", key, " is:");
+}
+
+std::string NeedleLine(bool singular, const std::string& key,
+                       const std::string& value) {
+  return absl::StrCat(NeedlePrefix(singular, key), " ", value, ".");
+}
+
+std::string NiahPreamble(bool singular) {
+  return singular
+             ? "A special magic number is hidden within the following text. "
+               "Make sure to memorize it. I will quiz you about the number "
+               "afterwards.\n"
+             : "Some special magic numbers are hidden within the following "
+               "text. Make sure to memorize it. I will quiz you about the "
+               "numbers afterwards.\n";
+}
+
+std::string NiahQuestion(bool singular, const std::string& query) {
+  return singular ? absl::StrCat("What is the special magic number for ", query,
+                                 " mentioned in the provided text? The special "
+                                 "magic number for ",
+                                 query, " mentioned in the provided text is")
+                  : absl::StrCat("What are all the special magic numbers for ",
+                                 query,
+                                 " mentioned in the provided text? The special "
+                                 "magic numbers for ",
+                                 query, " mentioned in the provided text are");
+}
+
 std::string WordKey(Rng& rng) {
   const auto& adjs = Adjectives();
   const auto& nouns = Nouns();
@@ -147,13 +179,11 @@ class Niah : public Generator {
     }
     std::vector<size_t> asked = rng.Sample(keys_, queries_);
     const bool singular = queries_ * values_ == 1;
-    const std::string type = singular ? "number" : "numbers";
     std::vector<Insert> needles;
     for (int k = 0; k < keys_; ++k) {
       for (const std::string& v : values[k]) {
-        needles.push_back({options.Depth(rng),
-                           absl::StrCat("One of the special magic ", type,
-                                        " for ", keys[k], " is: ", v, ".")});
+        needles.push_back(
+            {options.Depth(rng), NeedleLine(singular, keys[k], v)});
       }
     }
     const uint64_t haystack_seed = rng.Next();
@@ -166,9 +196,8 @@ class Niah : public Generator {
         do {
           k = WordKey(hay);
         } while (used.count(k));
-        lines.push_back(absl::StrCat("One of the special magic ", type, " for ",
-                                     k, " is: ", hay.Range(1000000, 9999999),
-                                     "."));
+        lines.push_back(
+            NeedleLine(singular, k, absl::StrCat(hay.Range(1000000, 9999999))));
       }
     } else {
       lines = NoiseLines(units);
@@ -180,24 +209,9 @@ class Niah : public Generator {
       for (const std::string& v : values[a]) out.answers.push_back(v);
     }
     const std::string query = JoinQueries(query_keys);
-    const std::string context = Place(lines, std::move(needles));
-    if (singular) {
-      out.prompt = absl::StrCat(
-          "A special magic number is hidden within the following text. Make "
-          "sure to memorize it. I will quiz you about the number "
-          "afterwards.\n",
-          context, "\nWhat is the special magic number for ", query,
-          " mentioned in the provided text? The special magic number for ",
-          query, " mentioned in the provided text is");
-    } else {
-      out.prompt = absl::StrCat(
-          "Some special magic numbers are hidden within the following text. "
-          "Make sure to memorize it. I will quiz you about the numbers "
-          "afterwards.\n",
-          context, "\nWhat are all the special magic numbers for ", query,
-          " mentioned in the provided text? The special magic numbers for ",
-          query, " mentioned in the provided text are");
-    }
+    out.prompt =
+        absl::StrCat(NiahPreamble(singular), Place(lines, std::move(needles)),
+                     "\n", NiahQuestion(singular, query));
     return out;
   }
 

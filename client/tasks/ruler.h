@@ -26,6 +26,18 @@ std::vector<std::string> NoiseLines(int sentences);
 // A random "adjective-noun" key, as RULER's needles use.
 std::string WordKey(Rng& rng);
 
+// The needle tasks' wording (one value per prompt is `singular`):
+// "One of the special magic number(s) for KEY is:",
+std::string NeedlePrefix(bool singular, const std::string& key);
+// the needle, that prefix then " VALUE.",
+std::string NeedleLine(bool singular, const std::string& key,
+                       const std::string& value);
+// the instruction before the haystack (ending in a newline), and
+std::string NiahPreamble(bool singular);
+// the question after it, up to the answer: "What ... for QUERY ...? The
+// special magic number(s) for QUERY mentioned in the provided text is/are".
+std::string NiahQuestion(bool singular, const std::string& query);
+
 }  // namespace coldcompress::client
 
 #endif  // COLDCOMPRESS_CLIENT_TASKS_RULER_H_

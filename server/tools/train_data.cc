@@ -14,6 +14,10 @@ namespace {
 
 using client::Example;
 using client::MakeRulerTask;
+using client::NeedleLine;
+using client::NeedlePrefix;
+using client::NiahPreamble;
+using client::NiahQuestion;
 using client::NoiseLines;
 using client::Rng;
 using client::TaskOptions;
@@ -25,6 +29,16 @@ absl::StatusOr<int> CountWords(const std::string& text, bool) {
       std::vector<absl::string_view>(
           absl::StrSplit(text, absl::ByAnyChar(" \n"), absl::SkipEmpty()))
           .size());
+}
+
+// Appends `ids` unscored (prompt) or scored (answer: the position before
+// each one predicts it).
+void Append(const std::vector<int32_t>& ids, bool scored, TrainSequence* seq) {
+  for (int32_t id : ids) {
+    if (scored) seq->target.back() = 1;
+    seq->tokens.push_back(id);
+    seq->target.push_back(0);
+  }
 }
 
 }  // namespace
@@ -97,16 +111,10 @@ absl::StatusOr<TrainSequence> TrainMixture::Make(int64_t step, int index,
             3 +
             rng.Uniform(static_cast<uint64_t>(tokenizer_->vocab_size() - 3))));
       }
-      for (int32_t id : segment) {
-        seq.tokens.push_back(id);
-        seq.target.push_back(0);
-      }
+      Append(segment, false, &seq);
       // The first token of the repeat is not predictable; the rest are.
-      for (size_t i = 0; i < segment.size(); ++i) {
-        if (i > 0) seq.target.back() = 1;
-        seq.tokens.push_back(segment[i]);
-        seq.target.push_back(0);
-      }
+      Append({segment[0]}, false, &seq);
+      Append({segment.begin() + 1, segment.end()}, true, &seq);
     }
     return seq;
   }
@@ -116,8 +124,7 @@ absl::StatusOr<TrainSequence> TrainMixture::Make(int64_t step, int index,
     // each answer scored. One sequence teaches as much as a dozen prompts.
     // "lookup" asks by repeating a needle's words up to its number, which
     // induction heads answer at once: the stepping stone to the question.
-    const int length = draw(lo, max_context);
-    const int haystack = length * 3 / 5;
+    const int haystack = context * 3 / 5;
     const int needles =
         static_cast<int>(rng.Range(2, std::max<int64_t>(3, haystack / 60) + 1));
     std::vector<std::string> keys, values;
@@ -131,57 +138,38 @@ absl::StatusOr<TrainSequence> TrainMixture::Make(int64_t step, int index,
     std::vector<std::string> lines;
     int used_tokens = 0;
     for (int k = 0; k < needles; ++k) {
-      lines.push_back(absl::StrCat("One of the special magic numbers for ",
-                                   keys[k], " is: ", values[k], "."));
+      lines.push_back(NeedleLine(false, keys[k], values[k]));
       used_tokens +=
           static_cast<int>(tokenizer_->Encode(lines.back(), false).size());
     }
     const std::vector<std::string> noise = NoiseLines(5);
     const int per_line =
         static_cast<int>(tokenizer_->Encode(noise[0], false).size());
-    for (int i = 0; used_tokens + per_line < haystack; ++i) {
+    while (used_tokens + per_line < haystack) {
       lines.push_back(noise[0]);
       used_tokens += per_line;
     }
     // Needles at random places among the noise lines.
     for (size_t i = lines.size(); i > 1; --i)
       std::swap(lines[i - 1], lines[rng.Uniform(i)]);
-    const std::string prompt = absl::StrCat(
-        "Some special magic numbers are hidden within the following text. "
-        "Make sure to memorize it. I will quiz you about the numbers "
-        "afterwards.\n",
-        absl::StrJoin(lines, "\n"));
-    for (int32_t id : tokenizer_->Encode(prompt, false)) {
-      seq.tokens.push_back(id);
-      seq.target.push_back(0);
-    }
+    Append(tokenizer_->Encode(
+               absl::StrCat(NiahPreamble(false), absl::StrJoin(lines, "\n")),
+               false),
+           false, &seq);
     for (;;) {
       const size_t k = rng.Uniform(static_cast<uint64_t>(needles));
-      const std::vector<int32_t> question = tokenizer_->Encode(
-          kind == "lookup"
-              ? absl::StrCat("One of the special magic numbers for ", keys[k],
-                             " is:")
-              : absl::StrCat("What are all the special magic numbers for ",
-                             keys[k],
-                             " mentioned in the provided text? The special "
-                             "magic numbers for ",
-                             keys[k], " mentioned in the provided text are"),
-          false);
+      const std::vector<int32_t> question =
+          tokenizer_->Encode(kind == "lookup" ? NeedlePrefix(false, keys[k])
+                                              : NiahQuestion(false, keys[k]),
+                             false);
       const std::vector<int32_t> answer =
           tokenizer_->Encode(AnswerText("rulerniah", {values[k]}), false);
       if (seq.tokens.size() + question.size() + answer.size() >
-          static_cast<size_t>(length)) {
+          static_cast<size_t>(context)) {
         break;
       }
-      for (int32_t id : question) {
-        seq.tokens.push_back(id);
-        seq.target.push_back(0);
-      }
-      for (int32_t id : answer) {
-        seq.target.back() = 1;
-        seq.tokens.push_back(id);
-        seq.target.push_back(0);
-      }
+      Append(question, false, &seq);
+      Append(answer, true, &seq);
     }
     return seq;
   }
@@ -192,11 +180,7 @@ absl::StatusOr<TrainSequence> TrainMixture::Make(int64_t step, int index,
     const std::string text = GenerateCorpus(rng.Next(), length * 5);
     std::vector<int32_t> ids = tokenizer_->Encode(text, false);
     ids.resize(std::min<size_t>(ids.size(), length - 1));
-    for (int32_t id : ids) {
-      seq.tokens.push_back(id);
-      seq.target.back() = 1;  // the previous position predicts this one
-      seq.target.push_back(0);
-    }
+    Append(ids, true, &seq);
     return seq;
   }
   std::unique_ptr<client::Task> task = MakeRulerTask(kind);
@@ -216,19 +200,12 @@ absl::StatusOr<TrainSequence> TrainMixture::Make(int64_t step, int index,
   absl::StatusOr<std::vector<Example>> examples = task->Load(options);
   if (!examples.ok()) return examples.status();
   const Example& e = (*examples)[0];
-  for (int32_t id : tokenizer_->Encode(e.prompt, false)) {
-    seq.tokens.push_back(id);
-    seq.target.push_back(0);
-  }
+  Append(tokenizer_->Encode(e.prompt, false), false, &seq);
   // The answer is scored, and the end of sequence after it.
   std::vector<int32_t> answer =
       tokenizer_->Encode(AnswerText(kind, e.labels), false);
   answer.push_back(tokenizer_->eos_id());
-  for (int32_t id : answer) {
-    seq.target.back() = 1;
-    seq.tokens.push_back(id);
-    seq.target.push_back(0);
-  }
+  Append(answer, true, &seq);
   return seq;
 }
 
