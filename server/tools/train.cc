@@ -345,11 +345,15 @@ int main(int argc, char** argv) {
         torch::zeros({f.batch, static_cast<int64_t>(longest)}, torch::kLong);
     torch::Tensor mask =
         torch::zeros({f.batch, static_cast<int64_t>(longest)}, torch::kFloat);
+    // Filled through raw pointers: an indexing op per element would cost
+    // more than the step's arithmetic at these sizes.
+    int64_t* token_data = tokens.data_ptr<int64_t>();
+    float* mask_data = mask.data_ptr<float>();
     for (int i = 0; i < f.batch; ++i) {
-      for (size_t t = 0; t < batch[i].tokens.size(); ++t) {
-        tokens[i][t] = batch[i].tokens[t];
-        mask[i][t] = batch[i].target[t];
-      }
+      int64_t* row = token_data + i * static_cast<int64_t>(longest);
+      float* mask_row = mask_data + i * static_cast<int64_t>(longest);
+      std::copy(batch[i].tokens.begin(), batch[i].tokens.end(), row);
+      std::copy(batch[i].target.begin(), batch[i].target.end(), mask_row);
       tokens_seen += static_cast<int64_t>(batch[i].tokens.size());
     }
     // Learning rate: linear warm-up, cosine decay to 10%.
