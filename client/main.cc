@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/cli.h"
+#include "client/connect.h"
 #include "client/eval.h"
 #include "client/judge.h"
 #include "client/policy_flags.h"
@@ -34,11 +35,18 @@ namespace {
 namespace v1 = coldcompress::v1;
 namespace cc = coldcompress::client;
 
+// TLS and the bearer token from the environment (client/connect.h); a bad
+// setting ends the command with its message.
 std::shared_ptr<grpc::Channel> Connect(const std::string& address) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                   args);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      cc::MakeChannel(address, cc::ConnectOptionsFromEnv(), args);
+  if (!channel.ok()) {
+    std::cerr << "error: " << channel.status().message() << "\n";
+    std::exit(2);
+  }
+  return *std::move(channel);
 }
 
 int Fail(const grpc::Status& status) {

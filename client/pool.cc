@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "client/connect.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace coldcompress::client {
@@ -116,12 +117,21 @@ ServerClient::ServerClient(std::string address) : address_(std::move(address)) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(256 << 20);
   args.SetMaxSendMessageSize(256 << 20);
-  channel_ = grpc::CreateCustomChannel(
-      address_, grpc::InsecureChannelCredentials(), args);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      MakeChannel(address_, ConnectOptionsFromEnv(), args);
+  if (channel.ok()) {
+    channel_ = *std::move(channel);
+  } else {
+    // Reported by Connect(); the placeholder keeps the stub valid.
+    channel_error_ = channel.status();
+    channel_ = grpc::CreateCustomChannel(
+        address_, grpc::InsecureChannelCredentials(), args);
+  }
   stub_ = v1::ColdCompress::NewStub(channel_);
 }
 
 absl::Status ServerClient::Connect(double timeout_s) {
+  if (!channel_error_.ok()) return channel_error_;
   const auto deadline =
       std::chrono::system_clock::now() +
       std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));

@@ -50,6 +50,7 @@ class ServerClient {
  private:
   std::string address_;
   std::shared_ptr<grpc::Channel> channel_;
+  absl::Status channel_error_;  // TLS settings that could not be used
   std::unique_ptr<v1::ColdCompress::Stub> stub_;
   v1::ServerInfo info_;
 };

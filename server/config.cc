@@ -3,6 +3,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -33,7 +34,23 @@ const std::map<std::string, Setter>& Setters() {
       {"log_level", Set(&ServerConfig::log_level)},
       {"max_sessions", Set(&ServerConfig::max_sessions)},
       {"max_queued_requests", Set(&ServerConfig::max_queued_requests)},
+      {"max_concurrent_streams", Set(&ServerConfig::max_concurrent_streams)},
       {"max_prompt_tokens", Set(&ServerConfig::max_prompt_tokens)},
+      {"max_stop_strings", Set(&ServerConfig::max_stop_strings)},
+      {"max_stop_string_bytes", Set(&ServerConfig::max_stop_string_bytes)},
+      {"max_deadline_s", Set(&ServerConfig::max_deadline_s)},
+      {"session_ttl_s", Set(&ServerConfig::session_ttl_s)},
+      {"keepalive_time_s", Set(&ServerConfig::keepalive_time_s)},
+      {"keepalive_timeout_s", Set(&ServerConfig::keepalive_timeout_s)},
+      {"keepalive_min_ping_interval_s",
+       Set(&ServerConfig::keepalive_min_ping_interval_s)},
+      {"keepalive_permit_without_calls",
+       Set(&ServerConfig::keepalive_permit_without_calls)},
+      {"drain_deadline_s", Set(&ServerConfig::drain_deadline_s)},
+      {"tls_cert_file", Set(&ServerConfig::tls_cert_file)},
+      {"tls_key_file", Set(&ServerConfig::tls_key_file)},
+      {"tls_client_ca_file", Set(&ServerConfig::tls_client_ca_file)},
+      {"auth_tokens_file", Set(&ServerConfig::auth_tokens_file)},
       {"max_new_tokens", Set(&ServerConfig::max_new_tokens)},
       {"context_length", Set(&ServerConfig::context_length)},
       {"max_message_bytes", Set(&ServerConfig::max_message_bytes)},
@@ -215,6 +232,63 @@ absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& yaml,
         absl::StrCat("server config: ", e.what()));
   }
   return config;
+}
+
+namespace {
+
+// Integral values in full (StrCat would print 2147483647 as 2.14748e+09).
+std::string Num(double v) {
+  if (v == std::floor(v) && std::fabs(v) < 1e15)
+    return absl::StrCat(static_cast<int64_t>(v));
+  return absl::StrCat(v);
+}
+
+}  // namespace
+
+absl::Status ValidateServerConfig(const ServerConfig& c) {
+  struct Range {
+    const char* name;
+    double value, min, max;
+  };
+  constexpr double kNoMax = 1e18;
+  const Range ranges[] = {
+      {"max_sessions", double(c.max_sessions), 0, kNoMax},
+      {"max_queued_requests", double(c.max_queued_requests), 1, kNoMax},
+      {"max_concurrent_streams", double(c.max_concurrent_streams), 1,
+       double(INT32_MAX)},
+      {"max_prompt_tokens", double(c.max_prompt_tokens), 0, kNoMax},
+      {"max_new_tokens", double(c.max_new_tokens), 0, kNoMax},
+      {"max_stop_strings", double(c.max_stop_strings), 0, kNoMax},
+      {"max_stop_string_bytes", double(c.max_stop_string_bytes), 1, kNoMax},
+      {"context_length", double(c.context_length), 0, kNoMax},
+      {"max_message_bytes", double(c.max_message_bytes), 1024,
+       double(INT32_MAX)},
+      {"max_deadline_s", c.max_deadline_s, 0, kNoMax},
+      {"session_ttl_s", c.session_ttl_s, 0, kNoMax},
+      {"keepalive_time_s", c.keepalive_time_s, 0.001, kNoMax},
+      {"keepalive_timeout_s", c.keepalive_timeout_s, 0.001, kNoMax},
+      {"keepalive_min_ping_interval_s", c.keepalive_min_ping_interval_s, 0,
+       kNoMax},
+      {"drain_deadline_s", c.drain_deadline_s, 0, kNoMax},
+      {"max_cache_bytes", double(c.max_cache_bytes), 0, kNoMax},
+  };
+  for (const Range& r : ranges) {
+    // NaN fails both comparisons' negation: !(x >= min) catches it.
+    if (!(r.value >= r.min) || r.value > r.max) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          r.name, ": ", Num(r.value), " is out of range [", Num(r.min), ", ",
+          r.max == kNoMax ? "inf" : Num(r.max), "]"));
+    }
+  }
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "tls_cert_file and tls_key_file: set both (TLS) or neither");
+  }
+  if (!c.tls_client_ca_file.empty() && c.tls_cert_file.empty()) {
+    return absl::InvalidArgumentError(
+        "tls_client_ca_file: mutual TLS needs tls_cert_file and tls_key_file");
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {

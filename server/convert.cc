@@ -172,7 +172,27 @@ absl::StatusOr<GenerateInput> ToGenerateInput(const v1::GenerateRequest& r,
   in.policy = *std::move(spec);
   in.policy.seed = in.sampling.seed;
   in.session_id = r.session_id();
+  if (!in.session_id.empty()) {
+    if (absl::Status st = CheckSessionId(in.session_id); !st.ok()) return st;
+  }
   return in;
+}
+
+absl::Status CheckSessionId(const std::string& id) {
+  constexpr size_t kMaxBytes = 256;
+  if (id.empty()) return absl::InvalidArgumentError("session_id: is empty");
+  if (id.size() > kMaxBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("session_id: ", id.size(), " bytes; at most ", kMaxBytes));
+  }
+  for (size_t i = 0; i < id.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(id[i]);
+    if (c < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "session_id: byte ", i, " is a control character (", int{c}, ")"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ScoreInput> ToScoreInput(const v1::ScoreRequest& r,

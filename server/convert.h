@@ -32,6 +32,10 @@ absl::StatusOr<PolicySpec> ToPolicySpec(const v1::CachePolicy& policy,
                                         bool* given);
 
 // Tokenizes the input and maps every field; INVALID_ARGUMENT naming the field.
+// A session id: 1 to 256 bytes, no control characters (it shows up in logs
+// and error messages). INVALID_ARGUMENT naming session_id otherwise.
+absl::Status CheckSessionId(const std::string& id);
+
 absl::StatusOr<GenerateInput> ToGenerateInput(
     const v1::GenerateRequest& request, const Engine& engine,
     const PresetStore& presets);

@@ -53,6 +53,29 @@ int main(int argc, char** argv) {
        "named sessions held at once");
   Flag(app, apply, config, "max_queued_requests",
        &ServerConfig::max_queued_requests, "requests queued or running");
+  Flag(app, apply, config, "max_concurrent_streams",
+       &ServerConfig::max_concurrent_streams, "Generate streams open at once");
+  Flag(app, apply, config, "max_stop_strings", &ServerConfig::max_stop_strings,
+       "stop strings of one request");
+  Flag(app, apply, config, "max_stop_string_bytes",
+       &ServerConfig::max_stop_string_bytes, "bytes of one stop string");
+  Flag(app, apply, config, "max_deadline_s", &ServerConfig::max_deadline_s,
+       "longest a request may run, whatever its deadline (0 = no ceiling)");
+  Flag(app, apply, config, "session_ttl_s", &ServerConfig::session_ttl_s,
+       "idle sessions are closed after this (0 = never)");
+  Flag(app, apply, config, "keepalive_time_s", &ServerConfig::keepalive_time_s,
+       "HTTP/2 keepalive ping interval of idle connections");
+  Flag(app, apply, config, "keepalive_timeout_s",
+       &ServerConfig::keepalive_timeout_s,
+       "a connection whose ping is not answered this fast is dropped");
+  Flag(app, apply, config, "keepalive_min_ping_interval_s",
+       &ServerConfig::keepalive_min_ping_interval_s,
+       "clients pinging more often are sent GOAWAY");
+  Flag(app, apply, config, "keepalive_permit_without_calls",
+       &ServerConfig::keepalive_permit_without_calls,
+       "allow client pings on connections without calls");
+  Flag(app, apply, config, "drain_deadline_s", &ServerConfig::drain_deadline_s,
+       "on SIGTERM/SIGINT, how long requests in flight may finish");
   Flag(app, apply, config, "max_prompt_tokens",
        &ServerConfig::max_prompt_tokens,
        "prompt token limit (0 = context length)");
@@ -68,7 +91,17 @@ int main(int argc, char** argv) {
        &ServerConfig::metrics_per_layer,
        "also export KV-cache bytes per layer");
   Flag(app, apply, config, "max_cache_bytes", &ServerConfig::max_cache_bytes,
-       "KV-cache memory budget in bytes (0 = none)");
+       "KV-cache memory budget in bytes; idle sessions are evicted, then "
+       "requests refused (0 = none)");
+  Flag(app, apply, config, "tls_cert_file", &ServerConfig::tls_cert_file,
+       "TLS certificate chain (PEM)");
+  Flag(app, apply, config, "tls_key_file", &ServerConfig::tls_key_file,
+       "TLS private key (PEM)");
+  Flag(app, apply, config, "tls_client_ca_file",
+       &ServerConfig::tls_client_ca_file,
+       "mutual TLS: CA that client certificates must be signed by (PEM)");
+  Flag(app, apply, config, "auth_tokens_file", &ServerConfig::auth_tokens_file,
+       "bearer tokens, NAME:TOKEN a line (also $COLDCOMPRESS_AUTH_TOKENS)");
   Flag(app, apply, config, "presets_dir", &ServerConfig::presets_dir,
        "cache presets folder");
   Flag(app, apply, config, "default_preset", &ServerConfig::default_preset,
@@ -89,6 +122,10 @@ int main(int argc, char** argv) {
     config = *loaded;
   }
   for (const auto& f : apply) f();
+  if (absl::Status s = coldcompress::ValidateServerConfig(config); !s.ok()) {
+    std::cerr << "error: " << s.message() << "\n";
+    return 2;
+  }
   spdlog::set_level(spdlog::level::from_str(config.log_level));
 
   // Signals are taken synchronously by sigwait below; block them in every
@@ -111,7 +148,9 @@ int main(int argc, char** argv) {
   }
   int signal_number = 0;
   sigwait(&signals, &signal_number);
-  spdlog::info("signal {}: shutting down", signal_number);
-  (*server)->Shutdown(5.0);
+  spdlog::info("signal {}: draining (up to {} s)", signal_number,
+               config.drain_deadline_s);
+  (*server)->Drain(config.drain_deadline_s);
+  spdlog::info("drained; exiting");
   return 0;
 }

@@ -90,6 +90,35 @@ struct Metrics::Impl {
               "Generate, Score and Tokenize requests that failed, by gRPC "
               "code.")
           .Register(*registry);
+  prometheus::Family<prometheus::Counter>& refused =
+      BuildCounter()
+          .Name("coldcompress_requests_refused_total")
+          .Help(
+              "Requests refused with RESOURCE_EXHAUSTED, by the limit they "
+              "were over.")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& sessions_evicted =
+      BuildCounter()
+          .Name("coldcompress_sessions_evicted_total")
+          .Help(
+              "Named sessions the server closed: ttl (idle too long) or "
+              "memory (room for a request in max_cache_bytes).")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& named_sessions =
+      BuildGauge()
+          .Name("coldcompress_named_sessions")
+          .Help("Named sessions held by the session store.")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& streams =
+      BuildGauge()
+          .Name("coldcompress_streams_open")
+          .Help("Generate streams open.")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& draining =
+      BuildGauge()
+          .Name("coldcompress_draining")
+          .Help("1 while the server drains before exiting.")
+          .Register(*registry);
   prometheus::Family<Histogram>& ttft =
       BuildHistogram()
           .Name("coldcompress_time_to_first_token_seconds")
@@ -300,6 +329,26 @@ void Metrics::RequestFinished(const std::string& policy,
 
 void Metrics::RequestFailed(const std::string& code) {
   impl_->failed.Add({{"code", code}}).Increment();
+}
+
+void Metrics::RequestRefused(const std::string& limit) {
+  impl_->refused.Add({{"limit", limit}}).Increment();
+}
+
+void Metrics::SessionEvicted(const std::string& reason) {
+  impl_->sessions_evicted.Add({{"reason", reason}}).Increment();
+}
+
+void Metrics::SetNamedSessions(int64_t n) {
+  impl_->named_sessions.Add({}).Set(static_cast<double>(n));
+}
+
+void Metrics::SetStreams(int64_t n) {
+  impl_->streams.Add({}).Set(static_cast<double>(n));
+}
+
+void Metrics::SetDraining(bool draining) {
+  impl_->draining.Add({}).Set(draining ? 1 : 0);
 }
 
 void Metrics::AddCacheUsage(const std::string& policy, const CacheUsage& d) {

@@ -54,6 +54,13 @@ class Metrics {
                        const RequestFigures& figures);
   // `code`: a gRPC status code name, e.g. "INVALID_ARGUMENT".
   void RequestFailed(const std::string& code);
+  // `limit`: the configuration key, e.g. "max_queued_requests".
+  void RequestRefused(const std::string& limit);
+  // `reason`: "ttl" or "memory".
+  void SessionEvicted(const std::string& reason);
+  void SetNamedSessions(int64_t n);
+  void SetStreams(int64_t n);
+  void SetDraining(bool draining);
 
   // Cache usage deltas (a session's account reports what changed).
   void AddCacheUsage(const std::string& policy, const CacheUsage& delta);

@@ -7,10 +7,15 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "policies/registry.h"
+#include "server/auth.h"
 #include "server/engine/engine.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
@@ -37,6 +42,52 @@ struct Server::Impl {
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& path,
+                                    const std::string& field) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": cannot read ", path));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  if (text.str().find("-----BEGIN ") == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", path, " is not a PEM file"));
+  }
+  return text.str();
+}
+
+// Plaintext, TLS or mutual TLS from the configured PEM files.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
+    const ServerConfig& config) {
+  if (config.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
+  absl::StatusOr<std::string> cert =
+      ReadPem(config.tls_cert_file, "tls_cert_file");
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key =
+      ReadPem(config.tls_key_file, "tls_key_file");
+  if (!key.ok()) return key.status();
+  const bool mutual = !config.tls_client_ca_file.empty();
+  grpc::SslServerCredentialsOptions options(
+      mutual ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+             : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  if (mutual) {
+    absl::StatusOr<std::string> ca =
+        ReadPem(config.tls_client_ca_file, "tls_client_ca_file");
+    if (!ca.ok()) return ca.status();
+    options.pem_root_certs = *ca;
+  }
+  options.pem_key_cert_pairs.push_back({*key, *cert});
+  spdlog::info("{} from {}", mutual ? "mutual TLS" : "TLS",
+               config.tls_cert_file);
+  return grpc::SslServerCredentials(options);
+}
+
+}  // namespace
+
 Server::~Server() { Shutdown(0); }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(
@@ -47,16 +98,37 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
                                      int, const std::string& message) {
     spdlog::debug("protobuf: {}", message);
   });
+  if (absl::Status s = ValidateServerConfig(config); !s.ok()) return s;
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      Credentials(config);
+  if (!credentials.ok()) return credentials.status();
+  absl::StatusOr<std::unique_ptr<Authenticator>> auth = Authenticator::Load(
+      config.auth_tokens_file, std::getenv("COLDCOMPRESS_AUTH_TOKENS"));
+  if (!auth.ok()) return auth.status();
+  if ((*auth)->enabled()) {
+    spdlog::info("bearer-token authentication on ({} tokens)", (*auth)->size());
+  }
+  impl->service.SetAuthenticator(*std::move(auth));
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
-                           &impl->port);
+  builder.AddListeningPort(config.listen, *credentials, &impl->port);
   builder.RegisterService(&impl->service);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(config.max_message_bytes));
+  auto ms = [](double s) { return static_cast<int>(s * 1000); };
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             ms(config.keepalive_time_s));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             ms(config.keepalive_timeout_s));
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+      ms(config.keepalive_min_ping_interval_s));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+                             config.keepalive_permit_without_calls ? 1 : 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || impl->port == 0) {
     return absl::UnavailableError(
@@ -150,7 +222,12 @@ absl::Status Server::LoadModel() {
   options.max_queued_requests = c.max_queued_requests;
   options.max_prompt_tokens = c.max_prompt_tokens;
   options.max_new_tokens = c.max_new_tokens;
+  options.max_stop_strings = c.max_stop_strings;
+  options.max_stop_string_bytes = c.max_stop_string_bytes;
   options.context_length = c.context_length;
+  options.max_cache_bytes = c.max_cache_bytes;
+  options.max_deadline_s = c.max_deadline_s;
+  options.session_ttl_s = c.session_ttl_s;
   options.threads = c.threads;
   options.chat_template = LoadChatTemplateText(c.model_dir);
   options.metrics = impl_->metrics;
@@ -165,6 +242,7 @@ absl::Status Server::LoadModel() {
   info.device = device.str();
   info.version = kVersion;
   info.metrics_port = metrics_port();
+  info.max_concurrent_streams = c.max_concurrent_streams;
   spdlog::info("{} cache presets from {}", info.presets.presets.size(),
                c.presets_dir);
   impl_->service.SetEngine(impl_->engine.get(), info);
@@ -203,7 +281,44 @@ void Server::Shutdown(double deadline_s) {
         std::chrono::system_clock::now() +
         std::chrono::milliseconds(static_cast<int64_t>(deadline_s * 1000)));
   }
+  spdlog::debug("gRPC server stopped");
   impl_->engine.reset();
+}
+
+void Server::Drain(double deadline_s) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto deadline =
+      t0 + std::chrono::milliseconds(static_cast<int64_t>(deadline_s * 1000));
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->shut_down) return;
+  }
+  // Load balancers stop sending at once; new calls are refused while the
+  // requests in flight finish.
+  impl_->ready.store(false);
+  impl_->metrics->SetDraining(true);
+  if (impl_->server)
+    impl_->server->GetHealthCheckService()->SetServingStatus(false);
+  impl_->service.StartDraining();
+  if (Engine* engine = impl_->engine.get()) {
+    int64_t left = engine->active_requests();
+    spdlog::info("draining: {} requests in flight", left);
+    while (left > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      left = engine->active_requests();
+    }
+    if (left > 0) {
+      spdlog::warn("drain deadline ({} s) passed: cancelling {} requests",
+                   deadline_s, left);
+    }
+  }
+  // Streams whose request finished may still be writing their last
+  // responses: gRPC waits for them up to the same deadline.
+  const double remaining = std::max(
+      0.0,
+      std::chrono::duration<double>(deadline - std::chrono::steady_clock::now())
+          .count());
+  Shutdown(remaining);
 }
 
 void Server::Wait() {

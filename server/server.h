@@ -33,6 +33,10 @@ class Server {
   // Stops accepting calls, cancels what is in flight after `deadline_s`, and
   // stops the engine. Idempotent.
   void Shutdown(double deadline_s = 5.0);
+  // Graceful drain (SIGTERM): health turns NOT_SERVING and /readyz fails at
+  // once, new calls get UNAVAILABLE, the requests in flight may finish until
+  // `deadline_s`, then Shutdown cancels the rest.
+  void Drain(double deadline_s);
   // Blocks until Shutdown() has been called (from another thread).
   void Wait();
 

@@ -3,8 +3,10 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "server/auth.h"
 #include "server/convert.h"
 #include "server/engine/engine.h"
 #include "server/metrics.h"
@@ -18,6 +20,9 @@ namespace {
 const grpc::Status kLoading(
     grpc::StatusCode::UNAVAILABLE,
     "the server is starting: the model is not loaded yet");
+const grpc::Status kDraining(
+    grpc::StatusCode::UNAVAILABLE,
+    "the server is draining before it exits; retry on another replica");
 
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
                                     const grpc::Status& status) {
@@ -32,11 +37,27 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
 class GenerateReactor final
     : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  GenerateReactor(Engine* engine, const PresetStore& presets,
+  GenerateReactor(Engine* engine, const ServiceInfo& info,
+                  const std::string& principal,
+                  std::atomic<int64_t>* open_streams,
                   const grpc::ByteBuffer* raw)
-      : engine_(engine), state_(std::make_shared<State>()) {
+      : engine_(engine),
+        open_streams_(open_streams),
+        state_(std::make_shared<State>()) {
     std::lock_guard<std::mutex> lock(state_->mu);
     state_->reactor = this;
+    const int64_t open = open_streams_->fetch_add(1) + 1;
+    engine_->metrics().SetStreams(open);
+    if (open > info.max_concurrent_streams) {
+      engine_->metrics().RequestRefused("max_concurrent_streams");
+      FinishLocked(
+          grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                       absl::StrCat("the server already has ", open - 1,
+                                    " Generate streams open (limit "
+                                    "max_concurrent_streams)")));
+      return;
+    }
+    const PresetStore& presets = info.presets;
     v1::GenerateRequest request;
     if (absl::Status parsed = ParseRequest(*raw, &request); !parsed.ok()) {
       FinishLocked(ToGrpcStatus(parsed));
@@ -48,6 +69,7 @@ class GenerateReactor final
       FinishLocked(ToGrpcStatus(input.status()));
       return;
     }
+    input->owner = principal;
     absl::StatusOr<std::shared_ptr<RequestHandle>> handle = engine->Generate(
         *std::move(input), [state = state_](GenerateEvent event) {
           Deliver(state, std::move(event));
@@ -82,6 +104,7 @@ class GenerateReactor final
       state_->reactor = nullptr;
     }
     if (handle_) handle_->Cancel();  // no-op when the request has finished
+    engine_->metrics().SetStreams(open_streams_->fetch_sub(1) - 1);
     delete this;
   }
 
@@ -144,6 +167,7 @@ class GenerateReactor final
   }
 
   Engine* engine_;
+  std::atomic<int64_t>* open_streams_;
   std::shared_ptr<State> state_;
   std::shared_ptr<RequestHandle> handle_;
 };
@@ -207,34 +231,79 @@ void ColdCompressService::SetEngine(Engine* engine, ServiceInfo info) {
   engine_.store(engine);
 }
 
+Engine* ColdCompressService::Open(grpc::CallbackServerContext* context,
+                                  grpc::Status* refusal,
+                                  std::string* principal) const {
+  if (auth_ != nullptr && auth_->enabled()) {
+    const auto& metadata = context->client_metadata();
+    auto it = metadata.find("authorization");
+    const std::string_view header =
+        it == metadata.end()
+            ? std::string_view()
+            : std::string_view(it->second.data(), it->second.size());
+    absl::StatusOr<std::string> who = auth_->Principal(header);
+    if (!who.ok()) {
+      *refusal = ToGrpcStatus(who.status());
+      if (Engine* engine = engine_.load())
+        engine->metrics().RequestFailed("UNAUTHENTICATED");
+      return nullptr;
+    }
+    if (principal != nullptr) *principal = *std::move(who);
+  }
+  if (draining_.load()) {
+    *refusal = kDraining;
+    return nullptr;
+  }
+  Engine* engine = engine_.load();
+  if (engine == nullptr) *refusal = kLoading;
+  return engine;
+}
+
+Engine* ColdCompressService::OpenSession(grpc::CallbackServerContext* context,
+                                         const std::string& session_id,
+                                         grpc::Status* refusal,
+                                         std::string* principal) const {
+  Engine* engine = Open(context, refusal, principal);
+  if (engine == nullptr) return nullptr;
+  if (absl::Status st = CheckSessionId(session_id); !st.ok()) {
+    *refusal = ToGrpcStatus(st);
+    return nullptr;
+  }
+  return engine;
+}
+
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ColdCompressService::Generate(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
-  Engine* engine = engine_.load();
+  grpc::Status refusal;
+  std::string principal;
+  Engine* engine = Open(context, &refusal, &principal);
   if (engine == nullptr) {
     class Unavailable final
         : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
      public:
-      Unavailable() { Finish(kLoading); }
+      explicit Unavailable(const grpc::Status& status) { Finish(status); }
       void OnDone() override { delete this; }
     };
-    return new Unavailable();
+    return new Unavailable(refusal);
   }
-  return new GenerateReactor(engine, info_.presets, request);
+  return new GenerateReactor(engine, info_, principal, &open_streams_, request);
 }
 
 grpc::ServerUnaryReactor* ColdCompressService::Score(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
-  Engine* engine = engine_.load();
-  if (engine == nullptr) return FinishNow(context, kLoading);
+  grpc::Status refusal;
+  Engine* engine = Open(context, &refusal);
+  if (engine == nullptr) return FinishNow(context, refusal);
   return new ScoreReactor(engine, info_.presets, request, response);
 }
 
 grpc::ServerUnaryReactor* ColdCompressService::Tokenize(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw,
     grpc::ByteBuffer* raw_response) {
-  Engine* engine = engine_.load();
-  if (engine == nullptr) return FinishNow(context, kLoading);
+  grpc::Status refusal;
+  Engine* engine = Open(context, &refusal);
+  if (engine == nullptr) return FinishNow(context, refusal);
   v1::TokenizeRequest request;
   if (absl::Status parsed = ParseRequest(*raw, &request); !parsed.ok()) {
     engine->metrics().RequestFailed(
@@ -255,8 +324,9 @@ grpc::ServerUnaryReactor* ColdCompressService::Tokenize(
 grpc::ServerUnaryReactor* ColdCompressService::ListPolicies(
     grpc::CallbackServerContext* context, const v1::ListPoliciesRequest*,
     v1::ListPoliciesResponse* response) {
-  Engine* engine = engine_.load();
-  if (engine == nullptr) return FinishNow(context, kLoading);
+  grpc::Status refusal;
+  Engine* engine = Open(context, &refusal);
+  if (engine == nullptr) return FinishNow(context, refusal);
   auto describe = [&](const PolicyInfo& p, const std::string& name,
                       const std::string& text) {
     v1::PolicyDescription* d = response->add_policies();
@@ -298,14 +368,13 @@ grpc::ServerUnaryReactor* ColdCompressService::ListPolicies(
 grpc::ServerUnaryReactor* ColdCompressService::GetSession(
     grpc::CallbackServerContext* context, const v1::GetSessionRequest* request,
     v1::SessionInfo* response) {
-  Engine* engine = engine_.load();
-  if (engine == nullptr) return FinishNow(context, kLoading);
-  if (request->session_id().empty()) {
-    return FinishNow(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                           "session_id: is empty"));
-  }
-  absl::StatusOr<SessionSnapshot> snapshot =
-      engine->GetSession(request->session_id(), request->include_positions());
+  grpc::Status refusal;
+  std::string principal;
+  Engine* engine =
+      OpenSession(context, request->session_id(), &refusal, &principal);
+  if (engine == nullptr) return FinishNow(context, refusal);
+  absl::StatusOr<SessionSnapshot> snapshot = engine->GetSession(
+      principal, request->session_id(), request->include_positions());
   if (snapshot.ok()) ToProto(*snapshot, response);
   return FinishNow(context, ToGrpcStatus(snapshot.status()));
 }
@@ -314,13 +383,13 @@ grpc::ServerUnaryReactor* ColdCompressService::CloseSession(
     grpc::CallbackServerContext* context,
     const v1::CloseSessionRequest* request,
     v1::CloseSessionResponse* response) {
-  Engine* engine = engine_.load();
-  if (engine == nullptr) return FinishNow(context, kLoading);
-  if (request->session_id().empty()) {
-    return FinishNow(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                           "session_id: is empty"));
-  }
-  absl::StatusOr<int64_t> freed = engine->CloseSession(request->session_id());
+  grpc::Status refusal;
+  std::string principal;
+  Engine* engine =
+      OpenSession(context, request->session_id(), &refusal, &principal);
+  if (engine == nullptr) return FinishNow(context, refusal);
+  absl::StatusOr<int64_t> freed =
+      engine->CloseSession(principal, request->session_id());
   if (freed.ok()) response->set_freed_bytes(static_cast<uint64_t>(*freed));
   return FinishNow(context, ToGrpcStatus(freed.status()));
 }
@@ -328,8 +397,9 @@ grpc::ServerUnaryReactor* ColdCompressService::CloseSession(
 grpc::ServerUnaryReactor* ColdCompressService::GetServerInfo(
     grpc::CallbackServerContext* context, const v1::GetServerInfoRequest*,
     v1::ServerInfo* response) {
-  Engine* engine = engine_.load();
-  if (engine == nullptr) return FinishNow(context, kLoading);
+  grpc::Status refusal;
+  Engine* engine = Open(context, &refusal);
+  if (engine == nullptr) return FinishNow(context, refusal);
   const ModelConfig& c = engine->model_config();
   response->set_model_name(info_.model_name);
   response->set_architecture(c.architecture);

@@ -5,6 +5,7 @@
 #define COLDCOMPRESS_SERVER_SERVICE_H_
 
 #include <atomic>
+#include <memory>
 #include <string>
 
 #include "coldcompress/v1/coldcompress.grpc.pb.h"
@@ -12,6 +13,7 @@
 
 namespace coldcompress {
 
+class Authenticator;
 class Engine;
 
 struct ServiceInfo {
@@ -20,6 +22,7 @@ struct ServiceInfo {
   std::string version;
   int metrics_port = 0;  // of /metrics, reported by GetServerInfo
   PresetStore presets;
+  int64_t max_concurrent_streams = 128;  // Generate streams open at once
 };
 
 // Generate, Score and Tokenize take raw buffers (they carry free text and
@@ -41,6 +44,15 @@ class ColdCompressService final : public ColdCompressServiceBase {
   // Makes the service answer with `engine` (which must outlive the service's
   // calls).
   void SetEngine(Engine* engine, ServiceInfo info);
+  // Bearer-token authentication of every call (set before serving).
+  void SetAuthenticator(std::shared_ptr<const Authenticator> auth) {
+    auth_ = std::move(auth);
+  }
+  // From now on every new call gets UNAVAILABLE (the server is draining);
+  // calls in flight go on.
+  void StartDraining() { draining_.store(true); }
+  // Generate streams open now.
+  int64_t open_streams() const { return open_streams_.load(); }
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Generate(
       grpc::CallbackServerContext* context,
@@ -68,7 +80,20 @@ class ColdCompressService final : public ColdCompressServiceBase {
       v1::ServerInfo* response) override;
 
  private:
+  // The engine, or nullptr with `*refusal` set: UNAUTHENTICATED without a
+  // valid token, else UNAVAILABLE while loading or draining. `principal`:
+  // who is asking ("anonymous" without authentication).
+  Engine* Open(grpc::CallbackServerContext* context, grpc::Status* refusal,
+               std::string* principal = nullptr) const;
+  // Open, then INVALID_ARGUMENT for a malformed session id.
+  Engine* OpenSession(grpc::CallbackServerContext* context,
+                      const std::string& session_id, grpc::Status* refusal,
+                      std::string* principal) const;
+
+  std::shared_ptr<const Authenticator> auth_;
   std::atomic<Engine*> engine_{nullptr};
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> open_streams_{0};
   ServiceInfo info_;  // written once before engine_ is published
 };
 

@@ -34,7 +34,9 @@ assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
 assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
 assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
 assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
-assert pod["spec"]["terminationGracePeriodSeconds"] > 5
+# The orchestrator waits longer than the server drains (drain_deadline_s).
+drain = yaml.safe_load((src / "configs/server.yaml").read_text())["drain_deadline_s"]
+assert pod["spec"]["terminationGracePeriodSeconds"] > drain + 5
 svc = docs["Service"]["spec"]
 assert svc["clusterIP"] == "None", "the Service must be headless"
 assert docs["Service"]["metadata"]["name"] == sts["serviceName"]
@@ -42,7 +44,7 @@ assert "ServiceMonitor" in docs
 compose = yaml.safe_load((src / "deploy/docker-compose.yml").read_text())
 for name, service in compose["services"].items():
     if name.startswith("server-"):
-        assert service["stop_grace_period"] == "60s"
+        assert service["stop_grace_period"] == "60s" and 60 > drain + 5
         assert service["healthcheck"]["test"][1] == "coldcompress"
 ds = yaml.safe_load((src / "deploy/grafana/provisioning/datasources/prometheus.yaml").read_text())
 uid = ds["datasources"][0]["uid"]

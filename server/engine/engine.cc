@@ -73,14 +73,33 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> Engine::Generate(
   }
   if (options_.max_new_tokens > 0 &&
       in.max_new_tokens > options_.max_new_tokens) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "max_new_tokens: ", in.max_new_tokens, " exceeds the server limit ",
-        options_.max_new_tokens, " (max_new_tokens)"));
+    return Refuse("max_new_tokens",
+                  absl::StrCat("max_new_tokens: ", in.max_new_tokens,
+                               " exceeds the server limit ",
+                               options_.max_new_tokens, " (max_new_tokens)"));
   }
   if (options_.max_prompt_tokens > 0 && s > options_.max_prompt_tokens) {
-    return absl::ResourceExhaustedError(
+    return Refuse(
+        "max_prompt_tokens",
         absl::StrCat("prompt: ", s, " tokens exceed the server limit ",
                      options_.max_prompt_tokens, " (max_prompt_tokens)"));
+  }
+  if (static_cast<int64_t>(in.stop.size()) > options_.max_stop_strings) {
+    return Refuse(
+        "max_stop_strings",
+        absl::StrCat("stop: ", in.stop.size(),
+                     " strings exceed the server limit ",
+                     options_.max_stop_strings, " (max_stop_strings)"));
+  }
+  for (size_t i = 0; i < in.stop.size(); ++i) {
+    if (static_cast<int64_t>(in.stop[i].size()) >
+        options_.max_stop_string_bytes) {
+      return Refuse("max_stop_string_bytes",
+                    absl::StrCat("stop[", i, "]: ", in.stop[i].size(),
+                                 " bytes exceed the server limit ",
+                                 options_.max_stop_string_bytes,
+                                 " (max_stop_string_bytes)"));
+    }
   }
   if (absl::Status st = ValidateSampling(in.sampling); !st.ok()) return st;
 
@@ -89,7 +108,7 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> Engine::Generate(
   const bool named = !in.session_id.empty();
   if (named) {
     absl::StatusOr<SessionStore::Lease> lease =
-        sessions_.Acquire(in.session_id);
+        sessions_.Acquire(in.owner, in.session_id);
     if (!lease.ok()) return lease.status();
     session = lease->session;
     created = lease->created;
@@ -141,19 +160,32 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> Engine::Generate(
   absl::StatusOr<CachePlan> plan =
       ResolveCachePlan(spec, model_->config().num_layers, smax, *registry_);
   if (!plan.ok()) return fail(plan.status());
+  int64_t need = 0;  // cache bytes this turn adds
   if (initialized) {
     // Bounded caches keep their capacity for the session's life; caches that
     // hold the whole sequence grow to this turn's length (the layers do it).
     plan->layers = prior_plan.layers;
+    CachePlan growth = prior_plan;
+    for (LayerPlan& l : growth.layers) {
+      const bool grows =
+          l.capacity >= prior_plan.max_seq_len ||
+          l.strategy.starts_with(PolicyRegistry::kAnalysisPrefix);
+      l.capacity =
+          grows ? std::max<int64_t>(0, smax - prior_plan.max_seq_len) : 0;
+    }
+    need = PlanBytes(growth, spec);
   } else {
     const int64_t prefill = PrefillLength(s, plan->MinCapacity(), spec);
     if (absl::Status st = registry_->CheckPromptFits(*plan, prefill);
         !st.ok()) {
       return fail(st);
     }
+    need = PlanBytes(*plan, spec);
   }
+  absl::StatusOr<CacheReservation> reservation = Reserve(need);
+  if (!reservation.ok()) return fail(reservation.status());
 
-  auto handle = std::make_shared<RequestHandle>();
+  auto handle = NewHandle(submitted);
   {
     std::lock_guard<std::mutex> lock(session->mu);
     session->request = handle;
@@ -168,6 +200,7 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> Engine::Generate(
   options.handle = handle;
   options.sink = std::move(sink);
   options.submitted = submitted;
+  options.reservation = *std::move(reservation);
   if (absl::Status st = Enqueue(
           std::make_unique<GenerateTask>(&context_, std::move(options)));
       !st.ok()) {
@@ -178,6 +211,7 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> Engine::Generate(
 
 absl::StatusOr<std::shared_ptr<RequestHandle>> Engine::Score(
     ScoreInput in, ScoreCallback done) {
+  const Clock::time_point submitted = Clock::now();
   if (in.context.empty())
     return absl::InvalidArgumentError("context: is empty");
   if (absl::Status st = CheckTokenIds(in.context, "context_token_ids");
@@ -211,8 +245,15 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> Engine::Score(
       return st;
     plans.push_back(*std::move(plan));
   }
-  auto handle = std::make_shared<RequestHandle>();
+  // The context's caches and a working copy for the continuation.
+  int64_t need = 0;
+  for (const CachePlan& plan : plans)
+    need = std::max(need, 2 * PlanBytes(plan, in.policy));
+  absl::StatusOr<CacheReservation> reservation = Reserve(need);
+  if (!reservation.ok()) return reservation.status();
+  auto handle = NewHandle(submitted);
   ScoreTaskOptions options;
+  options.reservation = *std::move(reservation);
   options.input = std::move(in);
   options.plans = std::move(plans);
   options.handle = handle;
@@ -225,23 +266,20 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> Engine::Score(
   return handle;
 }
 
-absl::StatusOr<SessionSnapshot> Engine::GetSession(const std::string& id,
+absl::StatusOr<SessionSnapshot> Engine::GetSession(const std::string& owner,
+                                                   const std::string& id,
                                                    bool include_positions) {
-  std::shared_ptr<Session> session = sessions_.Find(id);
-  if (session == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("session_id \"", id, "\" not found"));
-  }
+  std::shared_ptr<Session> session = sessions_.Find(owner, id);
+  if (session == nullptr)
+    return sessions_.NotFound(owner, id, /*forget=*/false);
   std::lock_guard<std::mutex> lock(session->mu);
   return session->Snapshot(include_positions);
 }
 
-absl::StatusOr<int64_t> Engine::CloseSession(const std::string& id) {
-  std::shared_ptr<Session> session = sessions_.Remove(id);
-  if (session == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("session_id \"", id, "\" not found"));
-  }
+absl::StatusOr<int64_t> Engine::CloseSession(const std::string& owner,
+                                             const std::string& id) {
+  std::shared_ptr<Session> session = sessions_.Remove(owner, id);
+  if (session == nullptr) return sessions_.NotFound(owner, id, /*forget=*/true);
   std::shared_ptr<RequestHandle> request;
   int64_t bytes;
   {
@@ -257,14 +295,70 @@ absl::StatusOr<int64_t> Engine::CloseSession(const std::string& id) {
   return bytes;
 }
 
+std::shared_ptr<RequestHandle> Engine::NewHandle(
+    Clock::time_point submitted) const {
+  if (options_.max_deadline_s <= 0) return std::make_shared<RequestHandle>();
+  return std::make_shared<RequestHandle>(
+      submitted + std::chrono::duration_cast<Clock::duration>(
+                      std::chrono::duration<double>(options_.max_deadline_s)));
+}
+
+absl::Status Engine::Refuse(const std::string& limit,
+                            const std::string& message) {
+  metrics_->RequestRefused(limit);
+  return absl::ResourceExhaustedError(message);
+}
+
+int64_t Engine::PlanBytes(const CachePlan& plan, const PolicySpec& spec) const {
+  const ModelConfig& c = model_->config();
+  const int64_t values = c.num_kv_heads * c.head_dim;  // per token, K or V
+  const int64_t kv =
+      spec.cache_bits
+          ? 2 * ((values * *spec.cache_bits + 7) / 8 + 2 * 4)  // + min, scale
+          : 2 * values *
+                static_cast<int64_t>(c10::elementSize(model_->dtype()));
+  const int64_t slot = kv + c.num_kv_heads * (8 + 1);  // + position, valid
+  int64_t bytes = 0;
+  for (const LayerPlan& l : plan.layers) {
+    // Analysis mode keeps a full cache beside the policy's.
+    const bool shadow = l.strategy.starts_with(PolicyRegistry::kAnalysisPrefix);
+    bytes += l.capacity * slot * (shadow ? 2 : 1);
+  }
+  return bytes;
+}
+
+absl::StatusOr<CacheReservation> Engine::Reserve(int64_t bytes) {
+  const int64_t budget = options_.max_cache_bytes;
+  if (budget <= 0) return CacheReservation();
+  std::lock_guard<std::mutex> lock(admission_mu_);
+  auto available = [&] {
+    return budget - cache_bytes_.load() - reserved_bytes_.load();
+  };
+  if (bytes > available()) sessions_.EvictForRoom(bytes - available());
+  if (bytes > available()) {
+    return Refuse("max_cache_bytes",
+                  absl::StrCat("cache: this request needs ", bytes,
+                               " bytes of KV cache but only ",
+                               std::max<int64_t>(0, available()), " of ",
+                               budget, " are free (limit max_cache_bytes)"));
+  }
+  return CacheReservation(&reserved_bytes_, bytes);
+}
+
+int64_t Engine::active_requests() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(active_count_);
+}
+
 absl::Status Engine::Enqueue(std::unique_ptr<Task> task) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return absl::UnavailableError("the server is shutting down");
     if (static_cast<int64_t>(active_count_) >= options_.max_queued_requests) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the server already has ", active_count_,
-          " requests queued or running (limit max_queued_requests)"));
+      return Refuse("max_queued_requests",
+                    absl::StrCat("the server already has ", active_count_,
+                                 " requests queued or running (limit "
+                                 "max_queued_requests)"));
     }
     ++active_count_;
     incoming_.push_back(std::move(task));
@@ -281,12 +375,30 @@ void Engine::Loop() {
   at::set_num_threads(std::max(1, threads));
   c10::InferenceMode inference_mode;
   std::list<std::unique_ptr<Task>> active;
+  // Idle sessions are looked at a few times per TTL, at least once a second.
+  const double ttl = options_.session_ttl_s;
+  const auto sweep_every = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(std::clamp(ttl / 4, 0.01, 1.0)));
+  Clock::time_point next_sweep = Clock::now() + sweep_every;
   while (true) {
+    if (ttl > 0 && Clock::now() >= next_sweep) {
+      sessions_.ExpireIdle(
+          Clock::now() - std::chrono::duration_cast<Clock::duration>(
+                             std::chrono::duration<double>(ttl)),
+          ttl);
+      next_sweep = Clock::now() + sweep_every;
+    }
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] {
+      auto ready = [&] {
         return stopping_ || !incoming_.empty() || !active.empty();
-      });
+      };
+      if (ttl > 0) {
+        cv_.wait_until(lock, next_sweep, ready);
+        if (!ready()) continue;
+      } else {
+        cv_.wait(lock, ready);
+      }
       if (stopping_) {
         while (!incoming_.empty()) {
           active.push_back(std::move(incoming_.front()));

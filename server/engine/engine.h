@@ -32,8 +32,13 @@ struct EngineOptions {
   int64_t max_queued_requests = 64;  // queued + running
   int64_t max_prompt_tokens = 0;     // 0: the context length
   int64_t max_new_tokens = 0;        // 0: the context length
-  int64_t context_length = 0;        // 0: the model's max_position_embeddings
-  int threads = 0;                   // intra-op threads; 0: all cores
+  int64_t max_stop_strings = 16;
+  int64_t max_stop_string_bytes = 256;
+  int64_t context_length = 0;   // 0: the model's max_position_embeddings
+  int64_t max_cache_bytes = 0;  // 0: no budget
+  double max_deadline_s = 0;    // 0: no ceiling
+  double session_ttl_s = 0;     // 0: sessions never expire
+  int threads = 0;              // intra-op threads; 0: all cores
   // tokenizer_config.json's chat_template text (only used to tell Llama-3.1
   // from Llama-3); the family comes from the tokenizer.
   std::string chat_template;
@@ -68,18 +73,24 @@ class Engine {
   absl::StatusOr<std::shared_ptr<RequestHandle>> Score(ScoreInput input,
                                                        ScoreCallback done);
 
-  // NOT_FOUND for an unknown session.
-  absl::StatusOr<SessionSnapshot> GetSession(const std::string& id,
+  // NOT_FOUND for an unknown session (saying why when the server closed it).
+  // `owner`: the principal asking (GenerateInput::owner of the session's
+  // requests); another principal's session is NOT_FOUND.
+  absl::StatusOr<SessionSnapshot> GetSession(const std::string& owner,
+                                             const std::string& id,
                                              bool include_positions);
   // Removes the session (cancelling a request in flight on it) and returns
   // the cache bytes it held. NOT_FOUND for an unknown session.
-  absl::StatusOr<int64_t> CloseSession(const std::string& id);
+  absl::StatusOr<int64_t> CloseSession(const std::string& owner,
+                                       const std::string& id);
 
   // INVALID_ARGUMENT naming `field` when an id is outside the vocabulary.
   absl::Status CheckTokenIds(const std::vector<int32_t>& ids,
                              const std::string& field) const;
 
   size_t num_sessions() const { return sessions_.size(); }
+  // Generate and Score requests queued or running.
+  int64_t active_requests();
   // Bytes of every live cache (sessions, one-shot requests, Score).
   int64_t cache_bytes() const { return cache_bytes_.load(); }
   Metrics& metrics() { return *metrics_; }
@@ -87,6 +98,18 @@ class Engine {
  private:
   absl::Status Enqueue(std::unique_ptr<Task> task);
   void Loop();
+  // RESOURCE_EXHAUSTED over `limit` (a configuration key), counted.
+  absl::Status Refuse(const std::string& limit, const std::string& message);
+  // Bytes the caches of `plan` take: K and V at the policy's precision,
+  // positions and validity masks (a policy's own state, a few bytes a slot,
+  // counts once allocated).
+  int64_t PlanBytes(const CachePlan& plan, const PolicySpec& spec) const;
+  // Holds `bytes` of max_cache_bytes for a request, evicting idle sessions
+  // (least recently used first) when they do not fit; RESOURCE_EXHAUSTED
+  // when even that is not enough. An empty reservation without a budget.
+  absl::StatusOr<CacheReservation> Reserve(int64_t bytes);
+  // A handle whose deadline is the max_deadline_s ceiling.
+  std::shared_ptr<RequestHandle> NewHandle(Clock::time_point submitted) const;
 
   std::unique_ptr<LlamaModel> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
@@ -95,6 +118,8 @@ class Engine {
   int64_t context_length_;
   std::shared_ptr<Metrics> metrics_;
   std::atomic<int64_t> cache_bytes_{0};
+  std::atomic<int64_t> reserved_bytes_{0};  // admitted, caches not built yet
+  std::mutex admission_mu_;                 // one Reserve at a time
   SessionStore sessions_;
   TokenClasses token_classes_;
   ChatTemplate chat_template_;

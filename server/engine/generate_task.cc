@@ -20,12 +20,20 @@ bool GenerateTask::Step() {
     Finish("cancelled");
     return true;
   }
+  if (o_.handle->expired(Clock::now())) {
+    Finish("deadline",
+           absl::DeadlineExceededError(
+               "the request ran past its deadline (the server's ceiling is "
+               "max_deadline_s)"));
+    return true;
+  }
   bool finished = false;
   {
     std::lock_guard<std::mutex> lock(o_.session->mu);
     switch (stage_) {
       case Stage::kStart:
         Start();
+        o_.reservation.Release();  // the caches count in the total now
         break;
       case Stage::kFeed:
         FeedOne();
@@ -142,7 +150,8 @@ bool GenerateTask::GenerateOne() {
   return false;
 }
 
-void GenerateTask::Finish(const std::string& reason) {
+void GenerateTask::Finish(const std::string& reason,
+                          const absl::Status& error) {
   const std::string tail = stream_.Finish();
   if (!tail.empty()) {
     GenerateEvent event;
@@ -193,7 +202,11 @@ void GenerateTask::Finish(const std::string& reason) {
     context_->sessions->Release(o_.session, o_.session_created && !initialized);
   }
   GenerateEvent event;
-  event.final = std::move(f);
+  if (error.ok()) {
+    event.final = std::move(f);
+  } else {
+    event.status = error;
+  }
   o_.sink(std::move(event));
 }
 

@@ -27,6 +27,7 @@ struct GenerateTaskOptions {
   std::shared_ptr<RequestHandle> handle;
   GenerateSink sink;
   Clock::time_point submitted;
+  CacheReservation reservation;  // released once the caches exist
 };
 
 class GenerateTask final : public Task {
@@ -43,7 +44,10 @@ class GenerateTask final : public Task {
   void Start();        // REQUIRES: session mu held
   void FeedOne();      // REQUIRES: session mu held
   bool GenerateOne();  // REQUIRES: session mu held; true when finished
-  void Finish(const std::string& reason);
+  // Ends the request: the final result, or `error` after the same
+  // bookkeeping (a deadline).
+  void Finish(const std::string& reason,
+              const absl::Status& error = absl::OkStatus());
   bool IsEos(int32_t token) const;
 
   const EngineContext* context_;

@@ -46,6 +46,12 @@ bool ScoreTask::Step() {
     o_.done(absl::CancelledError("the request was cancelled"));
     return true;
   }
+  if (o_.handle->expired(Clock::now())) {
+    o_.done(absl::DeadlineExceededError(
+        "the request ran past its deadline (the server's ceiling is "
+        "max_deadline_s)"));
+    return true;
+  }
   started_ = true;
   if (index_ == 0 && output_.scores.size() == current_) StartContinuation();
   const std::vector<int32_t>& cont = o_.input.continuations[current_];

@@ -23,6 +23,7 @@ struct ScoreTaskOptions {
   std::vector<CachePlan> plans;  // one per continuation
   std::shared_ptr<RequestHandle> handle;
   ScoreCallback done;
+  CacheReservation reservation;  // held until the task ends
 };
 
 class ScoreTask final : public Task {

@@ -41,6 +41,7 @@ struct Session {
       : id(std::move(id)), memory(cache_bytes, metrics, /*session=*/true) {}
 
   const std::string id;  // empty for one-shot requests
+  std::string owner;     // the principal that created it (set once)
   std::mutex mu;
 
   // Guarded by mu.
@@ -50,7 +51,8 @@ struct Session {
   std::vector<int32_t> history;    // tokens in the cache's positions, in order
   std::optional<int32_t> pending;  // generated last, not yet in the cache
   bool busy = false;               // a request is queued or running on it
-  std::weak_ptr<RequestHandle> request;  // the request in flight, if any
+  std::weak_ptr<RequestHandle> request;        // the request in flight, if any
+  Clock::time_point last_used = Clock::now();  // when a request last ended
   CacheAccount memory;  // this session's share of the engine's cache memory
 
   bool initialized() const { return !layers.empty(); }

@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <utility>
 
 #include "absl/status/status.h"
 
@@ -37,11 +39,48 @@ struct EngineContext {
 // model step. Cancelling after completion is a no-op.
 class RequestHandle {
  public:
+  RequestHandle() = default;
+  // A request the scheduler stops with DEADLINE_EXCEEDED after `deadline`.
+  explicit RequestHandle(Clock::time_point deadline) : deadline_(deadline) {}
+
   void Cancel() { cancelled_.store(true); }
   bool cancelled() const { return cancelled_.load(); }
+  bool expired(Clock::time_point now) const { return now > deadline_; }
 
  private:
   std::atomic<bool> cancelled_{false};
+  const Clock::time_point deadline_ = Clock::time_point::max();
+};
+
+// Bytes of the cache budget (max_cache_bytes) held for a request from its
+// admission until its caches exist (they then count in the engine's total)
+// or it ends. Releases once, at the latest when destroyed.
+class CacheReservation {
+ public:
+  CacheReservation() = default;
+  CacheReservation(std::atomic<int64_t>* pool, int64_t bytes)
+      : pool_(pool), bytes_(bytes) {
+    pool_->fetch_add(bytes_);
+  }
+  CacheReservation(CacheReservation&& other) noexcept
+      : pool_(std::exchange(other.pool_, nullptr)), bytes_(other.bytes_) {}
+  CacheReservation& operator=(CacheReservation&& other) noexcept {
+    if (this != &other) {
+      Release();
+      pool_ = std::exchange(other.pool_, nullptr);
+      bytes_ = other.bytes_;
+    }
+    return *this;
+  }
+  ~CacheReservation() { Release(); }
+  void Release() {
+    if (pool_ != nullptr) pool_->fetch_sub(bytes_);
+    pool_ = nullptr;
+  }
+
+ private:
+  std::atomic<int64_t>* pool_ = nullptr;
+  int64_t bytes_ = 0;
 };
 
 class Task {

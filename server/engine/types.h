@@ -27,6 +27,7 @@ struct GenerateInput {
   // then keeps the session's policy.
   bool policy_given = false;
   std::string session_id;  // empty: one-shot
+  std::string owner;       // the principal asking (sessions are per owner)
 };
 
 struct CacheStatsResult {

@@ -319,6 +319,50 @@ int main(int argc, char** argv) {
             << config.num_kv_heads << " heads, vocab " << config.vocab_size
             << ", " << params_count << " parameters; " << f.steps
             << " steps of " << f.batch << "\n";
+  // The finished model: weights to --out, and what the model card states
+  // about its training.
+  auto write_out = [&](const json& progress) {
+    torch::NoGradGuard no_grad;
+    ModelWeights copy = weights;
+    if (absl::Status s =
+            coldcompress::WriteCheckpoint(f.out, config, copy, at::kFloat, 1);
+        !s.ok()) {
+      std::cerr << "\n" << s.message() << "\n";
+      return false;
+    }
+    json mix = json::object();
+    for (const auto& [name, w] : mixture_options.weights) mix[name] = w;
+    json summary = progress;
+    summary.update({{"parameters", params_count},
+                    {"batch", f.batch},
+                    {"lr", f.lr},
+                    {"weight_decay", f.weight_decay},
+                    {"warmup", f.warmup},
+                    {"schedule", f.schedule},
+                    {"min_context", f.min_context},
+                    {"max_context", f.max_context},
+                    {"curriculum", f.curriculum},
+                    {"seed", f.seed},
+                    {"threads", torch::get_num_threads()},
+                    {"mixture", mix}});
+    std::ofstream(out / "training.json") << summary.dump(2) << "\n";
+    return true;
+  };
+  if (start_step > f.steps) {
+    std::cerr << "--steps " << f.steps << ": " << state.string()
+              << " is already at step " << start_step
+              << "; pass --steps >= " << start_step
+              << " or delete it to train afresh\n";
+    return 2;
+  }
+  if (start_step == f.steps) {
+    // A finished run, or one stopped here by a smaller --steps than it was
+    // started with: its state holds the final weights.
+    if (!write_out(json::parse(std::ifstream(state / "progress.json"))))
+      return 1;
+    std::cerr << "wrote " << f.out << "\n";
+    return 0;
+  }
   const auto started = std::chrono::steady_clock::now();
   double ema = 0;
   int64_t tokens_seen = 0;
@@ -415,15 +459,11 @@ int main(int argc, char** argv) {
       // The state folder always has the latest weights (a finished run
       // can be extended with a larger --steps); the last go to --out too.
       ModelWeights copy = weights;
-      for (const std::string& dir :
-           last ? std::vector<std::string>{state.string(), f.out}
-                : std::vector<std::string>{state.string()}) {
-        if (absl::Status s =
-                coldcompress::WriteCheckpoint(dir, config, copy, at::kFloat, 1);
-            !s.ok()) {
-          std::cerr << "\n" << s.message() << "\n";
-          return 1;
-        }
+      if (absl::Status s = coldcompress::WriteCheckpoint(state.string(), config,
+                                                         copy, at::kFloat, 1);
+          !s.ok()) {
+        std::cerr << "\n" << s.message() << "\n";
+        return 1;
       }
       torch::save(optimizer, (state / "optimizer.pt").string());
       const json progress = {{"step", step + 1},
@@ -432,25 +472,7 @@ int main(int argc, char** argv) {
                              {"loss_avg", ema},
                              {"loss_by_kind", kind_loss}};
       std::ofstream(state / "progress.json") << progress.dump() << "\n";
-      if (last) {
-        // What the model card states about training.
-        json mix = json::object();
-        for (const auto& [name, w] : mixture_options.weights) mix[name] = w;
-        json summary = progress;
-        summary.update({{"parameters", params_count},
-                        {"batch", f.batch},
-                        {"lr", f.lr},
-                        {"weight_decay", f.weight_decay},
-                        {"warmup", f.warmup},
-                        {"schedule", f.schedule},
-                        {"min_context", f.min_context},
-                        {"max_context", f.max_context},
-                        {"curriculum", f.curriculum},
-                        {"seed", f.seed},
-                        {"threads", torch::get_num_threads()},
-                        {"mixture", mix}});
-        std::ofstream(out / "training.json") << summary.dump(2) << "\n";
-      }
+      if (last && !write_out(progress)) return 1;
       std::fprintf(stderr, "\n  loss by kind:");
       for (const auto& [kind, x] : kind_loss)
         std::fprintf(stderr, " %s %.3f", kind.c_str(), x);

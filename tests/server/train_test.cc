@@ -1,6 +1,7 @@
 // cc-train, the default model's trainer, on a tiny shape for a few steps: the
 // loss falls, a run stopped at its checkpoint and resumed ends with the same
-// weights as an uninterrupted one, the same seed gives the same weights, and
+// weights as an uninterrupted one (a run cut short by a smaller --steps
+// finishes from its checkpoint), the same seed gives the same weights, and
 // the checkpoint it writes serves in a real server.
 #include <gtest/gtest.h>
 
@@ -118,6 +119,21 @@ TEST_F(TrainTest, LearnsResumesAndIsDeterministic) {
   fs::copy_file(a / "tokenizer.model", b / "tokenizer.model");
   r = Train(b, 50);
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  // A run stopped at a checkpoint by a smaller --steps than it started with
+  // (here: its output removed) finishes from its state's weights...
+  fs::remove(b / "model.safetensors");
+  fs::remove(b / "training.json");
+  r = Train(b, 50);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Slurp(b / "model.safetensors") ==
+              Slurp(b / "train_state" / "model.safetensors"));
+  EXPECT_EQ(nlohmann::json::parse(Slurp(b / "training.json"))["step"], 50);
+  // ...and a --steps below the state's step is refused, not ignored.
+  r = Train(b, 40);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("is already at step 50; pass --steps >= 50"),
+            std::string::npos)
+      << r.err;
   r = Train(b, 100);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("resuming at step 50"), std::string::npos) << r.err;

@@ -150,16 +150,26 @@ bool Prometheus::WaitFor(const std::string& promql,
   return false;
 }
 
-ServerProcess::ServerProcess(const std::string& model_dir) {
+ServerProcess::ServerProcess(const std::string& model_dir,
+                             const std::vector<std::string>& extra_args) {
   const std::string bin = Env("COLDCOMPRESS_SERVER_BIN");
   const char* source = std::getenv("COLDCOMPRESS_SOURCE_DIR");
   const fs::path dir = TempDir("cc_server_");
   log_ = dir / "server.log";
-  pid_ = Spawn(
-      {bin, "--model_dir", model_dir, "--listen", "127.0.0.1:0",
-       "--metrics_listen", "127.0.0.1:0", "--threads", "1", "--presets_dir",
-       (fs::path(source ? source : ".") / "configs/presets").string()},
-      (dir / "out.log").string(), log_.string());
+  std::vector<std::string> argv = {
+      bin,
+      "--model_dir",
+      model_dir,
+      "--listen",
+      "127.0.0.1:0",
+      "--metrics_listen",
+      "127.0.0.1:0",
+      "--threads",
+      "1",
+      "--presets_dir",
+      (fs::path(source ? source : ".") / "configs/presets").string()};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  pid_ = Spawn(argv, (dir / "out.log").string(), log_.string());
   const std::regex listening(R"(listening on \S+ \(port (\d+)\))");
   const std::regex metrics(R"(metrics on \S+ \(port (\d+)\))");
   const auto deadline =
@@ -200,6 +210,25 @@ void ServerProcess::Kill() {
     ::waitpid(pid_, nullptr, 0);
     pid_ = 0;
   }
+}
+
+void ServerProcess::Signal(int signal) {
+  if (pid_ > 0) ::kill(pid_, signal);
+}
+
+int ServerProcess::WaitExit(double seconds) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (pid_ > 0) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = 0;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return -1;
 }
 
 std::string ServerProcess::log() const {

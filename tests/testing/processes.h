@@ -42,7 +42,9 @@ class Prometheus {
 // serving `model_dir`, its ports read from its log.
 class ServerProcess {
  public:
-  explicit ServerProcess(const std::string& model_dir);
+  // `extra_args`: more flags, e.g. {"--drain_deadline_s", "2"}.
+  explicit ServerProcess(const std::string& model_dir,
+                         const std::vector<std::string>& extra_args = {});
   ~ServerProcess();
 
   bool running() const { return port_ > 0; }
@@ -50,6 +52,11 @@ class ServerProcess {
   int metrics_port() const { return metrics_port_; }
   // SIGKILL: the server disappears mid-request.
   void Kill();
+  // Sends `signal` (e.g. SIGTERM) and returns at once.
+  void Signal(int signal);
+  // Waits up to `seconds` for the process to exit: its exit code (128 + N
+  // when killed by signal N), or -1 when it is still running.
+  int WaitExit(double seconds);
   std::string log() const;
 
  private:

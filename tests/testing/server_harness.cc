@@ -41,6 +41,11 @@ std::string ServerHarness::address() const {
   return "127.0.0.1:" + std::to_string(server_->port());
 }
 
+void ServerHarness::UseChannel(std::shared_ptr<grpc::Channel> channel) {
+  channel_ = std::move(channel);
+  stub_ = v1::ColdCompress::NewStub(channel_);
+}
+
 ServerHarness::Stream ServerHarness::Generate(
     const v1::GenerateRequest& request) {
   Stream out;

@@ -32,6 +32,8 @@ class ServerHarness {
   std::string address() const;
   std::shared_ptr<grpc::Channel> channel() { return channel_; }
   v1::ColdCompress::Stub& stub() { return *stub_; }
+  // Talks over `channel` from now on (e.g. one that sends a bearer token).
+  void UseChannel(std::shared_ptr<grpc::Channel> channel);
 
   // A whole Generate call: every response and the status.
   struct Stream {
