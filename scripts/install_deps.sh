@@ -32,6 +32,8 @@ if [ "${1:-}" != "--image" ]; then
     docker-compose                  # tests: validates deploy/docker-compose.yml
     python3-yaml                    # tests: validates the Kubernetes manifests
     librsvg2-bin                    # tests: renders the report's SVG plots to PNG
+    clang-14 libclang-rt-14-dev     # tests: libFuzzer targets with ASan/UBSan (scripts/fuzz.sh)
+    openssl                         # tests: certificates for the TLS and mutual-TLS cases
   )
   # Tests run the reference JavaScript tokenizers (npm registry) with Node.js;
   # use the machine's Node.js when it has one, else Debian's.

@@ -10,32 +10,13 @@
 #include "coldcompress/v1/coldcompress.pb.h"
 #include "server/config.h"
 #include "server/engine/types.h"
+#include "server/policy_request.h"
 
 namespace coldcompress {
 
 class Engine;
 
-struct PresetStore {
-  std::map<std::string, CachePreset> presets;
-  std::string default_preset = "full";
-};
-
-// The fields a request's CachePolicy sets (config_name aside).
-PolicyOverlay ToOverlay(const v1::CachePolicy& policy);
-void ToProto(const PolicyOverlay& overlay, v1::CachePolicy* out);
-
-// The request's policy: the defaults, then the preset it names (or the
-// server's default preset), then the fields it sets. `*given` tells whether
-// the request set anything.
-absl::StatusOr<PolicySpec> ToPolicySpec(const v1::CachePolicy& policy,
-                                        const PresetStore& presets,
-                                        bool* given);
-
 // Tokenizes the input and maps every field; INVALID_ARGUMENT naming the field.
-// A session id: 1 to 256 bytes, no control characters (it shows up in logs
-// and error messages). INVALID_ARGUMENT naming session_id otherwise.
-absl::Status CheckSessionId(const std::string& id);
-
 absl::StatusOr<GenerateInput> ToGenerateInput(
     const v1::GenerateRequest& request, const Engine& engine,
     const PresetStore& presets);

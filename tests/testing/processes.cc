@@ -235,6 +235,26 @@ std::string ServerProcess::log() const {
   return ReadFile(log_.parent_path() / "out.log") + ReadFile(log_);
 }
 
+ChildProcess::ChildProcess(const std::vector<std::string>& argv)
+    : dir_(TempDir("cc_child_")) {
+  pid_ = Spawn(argv, (dir_ / "out").string(), (dir_ / "err").string());
+}
+
+ChildProcess::~ChildProcess() {
+  Kill(SIGKILL);
+  fs::remove_all(dir_);
+}
+
+std::string ChildProcess::out() const { return ReadFile(dir_ / "out"); }
+
+void ChildProcess::Kill(int signal) {
+  if (pid_ > 0) {
+    ::kill(pid_, signal);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = 0;
+  }
+}
+
 CommandResult RunCommand(const std::vector<std::string>& argv) {
   const fs::path dir = TempDir("cc_cmd_");
   CommandResult result;

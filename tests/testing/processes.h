@@ -65,6 +65,25 @@ class ServerProcess {
   int port_ = 0, metrics_port_ = 0;
 };
 
+// A process running in the background (stdout and stderr to files); killed
+// and reaped when destroyed.
+class ChildProcess {
+ public:
+  explicit ChildProcess(const std::vector<std::string>& argv);
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  bool running() const { return pid_ > 0; }
+  std::string out() const;
+  // Sends `signal` and reaps the process.
+  void Kill(int signal);
+
+ private:
+  std::filesystem::path dir_;
+  pid_t pid_ = 0;
+};
+
 struct CommandResult {
   int exit_code = -1;
   std::string out, err;
