@@ -14,16 +14,34 @@ constexpr size_t kRememberClosed = 4096;
 
 absl::StatusOr<SessionStore::Lease> SessionStore::Acquire(
     const std::string& owner, const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = sessions_.find({owner, id});
-  if (it != sessions_.end()) {
-    std::lock_guard<std::mutex> session_lock(it->second->mu);
-    if (it->second->busy) {
+  std::unique_lock<std::mutex> lock(mu_);
+  // A client that cancels a turn and sends the next one at once races the
+  // cancellation: its old request ends at the scheduler's next step. So a
+  // busy session is waited for, briefly, and longer while its request in
+  // flight is cancelled and about to end.
+  const Clock::time_point start = Clock::now();
+  const Clock::time_point grace = start + std::chrono::milliseconds(100);
+  const Clock::time_point cancelled_grace = start + std::chrono::seconds(5);
+  for (auto it = sessions_.find({owner, id}); it != sessions_.end();
+       it = sessions_.find({owner, id})) {
+    std::shared_ptr<Session> session = it->second;
+    bool cancelled;
+    {
+      std::lock_guard<std::mutex> session_lock(session->mu);
+      if (!session->busy) {
+        session->busy = true;
+        return Lease{session, false};
+      }
+      std::shared_ptr<RequestHandle> request = session->request.lock();
+      cancelled = request != nullptr && request->cancelled();
+    }
+    const Clock::time_point now = Clock::now();
+    if (now >= (cancelled ? cancelled_grace : grace)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "session_id \"", id, "\" already has a request in flight"));
     }
-    it->second->busy = true;
-    return Lease{it->second, false};
+    released_.wait_until(lock, std::min(now + std::chrono::milliseconds(10),
+                                        cancelled ? cancelled_grace : grace));
   }
   if (auto closed = closed_.find({owner, id}); closed != closed_.end()) {
     const absl::Status status = absl::NotFoundError(closed->second);
@@ -51,6 +69,7 @@ void SessionStore::Release(const std::shared_ptr<Session>& session, bool drop) {
     session->busy = false;
     session->last_used = Clock::now();
   }
+  released_.notify_all();
   if (drop) {
     auto it = sessions_.find({session->owner, session->id});
     if (it != sessions_.end() && it->second == session) sessions_.erase(it);

@@ -8,6 +8,7 @@
 #ifndef COLDCOMPRESS_SERVER_ENGINE_SESSION_STORE_H_
 #define COLDCOMPRESS_SERVER_ENGINE_SESSION_STORE_H_
 
+#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
@@ -33,8 +34,10 @@ class SessionStore {
     bool created = false;  // the session did not exist before
   };
 
-  // Marks session `id` busy for one request, creating it when new.
-  // FAILED_PRECONDITION when a request is already in flight on it;
+  // Marks session `id` busy for one request, creating it when new. A busy
+  // session is waited for up to 100 ms (5 s while its request in flight is
+  // cancelled, so that a client's next turn after a cancel goes through);
+  // then FAILED_PRECONDITION: a request is already in flight on it;
   // RESOURCE_EXHAUSTED when a new session would exceed max_sessions;
   // NOT_FOUND, once, when the server closed it (the next call starts anew).
   absl::StatusOr<Lease> Acquire(const std::string& owner,
@@ -76,6 +79,7 @@ class SessionStore {
   std::atomic<int64_t>* cache_bytes_;
   Metrics* metrics_;
   mutable std::mutex mu_;
+  std::condition_variable released_;  // a session's request ended
   std::map<Key, std::shared_ptr<Session>> sessions_;
   std::map<Key, std::string> closed_;  // -> why the server closed it
   std::deque<Key> closed_order_;       // oldest first

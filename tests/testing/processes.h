@@ -48,6 +48,7 @@ class ServerProcess {
   ~ServerProcess();
 
   bool running() const { return port_ > 0; }
+  pid_t pid() const { return pid_; }
   std::string address() const;
   int metrics_port() const { return metrics_port_; }
   // SIGKILL: the server disappears mid-request.
