@@ -193,6 +193,63 @@ TEST(LimitsTest, StreamsOverMaxConcurrentStreamsAreRefused) {
   EXPECT_TRUE(status.ok()) << status.error_message();
 }
 
+// Overload at 10x capacity: with room for 4 requests, 40 arrive at once; the
+// surplus is refused with RESOURCE_EXHAUSTED within 50 ms and every accepted
+// request completes.
+TEST(LimitsTest, OverloadRefusesTheSurplusFastAndCompletesTheRest) {
+  ServerConfig config;
+  config.max_queued_requests = 4;
+  ServerHarness h(FixtureDir("llama"), true, config);
+  constexpr int kClients = 40;
+  struct Result {
+    grpc::Status status;
+    double seconds = 0;
+    int tokens = 0;
+  };
+  std::vector<Result> results(kClients);
+  std::atomic<int> ready{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&, i] {
+      auto stub = v1::ColdCompress::NewStub(h.channel());
+      ++ready;
+      while (ready.load() < kClients) std::this_thread::yield();
+      const auto t0 = Clock::now();
+      grpc::ClientContext ctx;
+      auto reader = stub->Generate(&ctx, IdsRequest(Prompt(i, 32), 300));
+      v1::GenerateResponse response;
+      while (reader->Read(&response)) {
+        if (response.has_chunk())
+          results[i].tokens += response.chunk().token_ids_size();
+      }
+      results[i].status = reader->Finish();
+      results[i].seconds =
+          std::chrono::duration<double>(Clock::now() - t0).count();
+    });
+  }
+  for (auto& t : clients) t.join();
+  int accepted = 0, refused = 0;
+  double slowest_refusal = 0;
+  for (const Result& r : results) {
+    if (r.status.ok()) {
+      ++accepted;
+      EXPECT_EQ(r.tokens, 300);
+    } else {
+      ++refused;
+      EXPECT_EQ(r.status.error_code(), grpc::RESOURCE_EXHAUSTED)
+          << r.status.error_message();
+      EXPECT_NE(r.status.error_message().find("max_queued_requests"),
+                std::string::npos);
+      slowest_refusal = std::max(slowest_refusal, r.seconds);
+    }
+  }
+  std::printf("%d accepted, %d refused; slowest refusal %.1f ms\n", accepted,
+              refused, slowest_refusal * 1e3);
+  EXPECT_GE(accepted, 4);
+  EXPECT_GE(refused, kClients - 8);  // a few may fit as early ones finish
+  EXPECT_LT(slowest_refusal, 0.05);
+}
+
 TEST(LimitsTest, DeadlinesStopRequestsAndFreeTheirCaches) {
   ServerConfig config;
   config.max_deadline_s = 0.25;
