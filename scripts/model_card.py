@@ -68,7 +68,7 @@ language model for anything else: its "language" is generated text and retrieval
 - `scripts/train_default_model.sh`; the trainer is `cc-train` (`server/tools/train.cc`), on the server's own model
   code: AdamW (betas 0.9/0.95, weight decay {final["weight_decay"]:g}), gradient clipping at 1.0, every sequence weighing
   the same in the loss (only its answer tokens are scored, or every token of text). {hours:.2f} hours in all on this
-  project's 2-core build machine, in two stages, the second starting from the first's weights:
+  project's 2-core build machine, in {len(stages)} stages, each starting from the previous one's weights:
 
 {stage_lines}
 - Data is generated on the fly (nothing is downloaded). The tasks are the eval client's RULER generators

@@ -18,12 +18,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// What the committed checkpoint scores on these 20 examples, less a margin
-// for arithmetic differences between machines (one example is 5 points).
-// The shipped checkpoint is an interim one (issue 7): it copies a needle's
-// number but often the wrong key's, 15 on these 20 examples; a checkpoint
-// that fails to load or decode scores 0.
-constexpr double kFullCacheFloor = 5.0;
+// What the committed checkpoint scores on these 20 examples (75), less three
+// examples (5 points each) for arithmetic differences between machines. A
+// checkpoint that fails to load or decode scores 0. The acceptance threshold
+// of issue 7 is 90; the shipped checkpoint does not reach it yet (62 on the
+// model card's 100 examples).
+constexpr double kFullCacheFloor = 60.0;
 
 TEST(DefaultModelTest, RetrievesWithTheFullCache) {
   const std::string model = testing::SourceDir() + "/models/default";
