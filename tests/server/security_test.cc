@@ -174,6 +174,20 @@ TEST(AuthTest, EveryRpcButHealthNeedsAValidTokenAndTokensStaySecret) {
     EXPECT_TRUE(s.ok()) << rpc << ": " << s.error_message();
   }
 
+  // A prompt's text is not logged at the default level either.
+  {
+    grpc::ClientContext ctx;
+    v1::GenerateRequest r;
+    r.set_prompt("canary-prompt-7f3a9 tells a secret");
+    r.set_max_new_tokens(2);
+    auto reader = alice->Generate(&ctx, r);
+    v1::GenerateResponse response;
+    while (reader->Read(&response)) {
+    }
+    EXPECT_TRUE(reader->Finish().ok());
+  }
+  EXPECT_EQ(server.log().find("canary-prompt"), std::string::npos);
+
   // Neither token appears in the log or on /metrics; the principals may.
   const testing::HttpResponse metrics =
       testing::HttpGet("127.0.0.1", server.metrics_port(), "/metrics");
