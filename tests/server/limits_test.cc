@@ -608,3 +608,52 @@ TEST(CancelStormTest, EveryCancelledRequestIsFreedExactlyOnce) {
 
 }  // namespace
 }  // namespace coldcompress
+
+namespace coldcompress {
+namespace {
+
+// A channel whose client pings as often as gRPC lets it (about once a
+// second), with or without calls.
+std::shared_ptr<grpc::Channel> EagerPinger(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 1000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  args.SetInt("grpc.http2.min_time_between_pings_ms", 10);
+  args.SetInt(GRPC_ARG_HTTP2_MIN_SENT_PING_INTERVAL_WITHOUT_DATA_MS, 10);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                   args);
+}
+
+// Whether the channel, connected, is still connected after `seconds` idle.
+bool StaysConnected(std::shared_ptr<grpc::Channel> channel, double seconds) {
+  EXPECT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
+                                        std::chrono::seconds(5)));
+  const auto end = Clock::now() + std::chrono::duration<double>(seconds);
+  while (Clock::now() < end) {
+    if (channel->GetState(false) != GRPC_CHANNEL_READY) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// Keepalive enforcement: a client pinging an idle connection more often
+// than keepalive_min_ping_interval_s (and without calls, which
+// keepalive_permit_without_calls forbids) is sent GOAWAY and disconnected;
+// the same client is tolerated by a server that allows it.
+TEST(KeepaliveTest, TooManyPingsAreSentAway) {
+  ServerHarness strict(FixtureDir("llama"));
+  // The third ping within keepalive_min_ping_interval_s (10 s) is the
+  // second strike.
+  EXPECT_FALSE(StaysConnected(EagerPinger(strict.address()), 8.0));
+
+  ServerConfig lenient;
+  lenient.keepalive_min_ping_interval_s = 0;
+  lenient.keepalive_permit_without_calls = true;
+  ServerHarness tolerant(FixtureDir("llama"), true, lenient);
+  EXPECT_TRUE(StaysConnected(EagerPinger(tolerant.address()), 4.0));
+}
+
+}  // namespace
+}  // namespace coldcompress
