@@ -228,32 +228,29 @@ int main(int argc, char** argv) {
   int64_t start_step = 0;
   double seconds_before = 0;  // training time of earlier runs (resume)
   int64_t tokens_before = 0;
-  ModelWeights weights;
-  if (fs::exists(state / "progress.json")) {
+  const bool resuming = fs::exists(state / "progress.json");
+  if (resuming) {
     json progress = json::parse(std::ifstream(state / "progress.json"));
     start_step = progress["step"];
     seconds_before = progress.value("seconds", 0.0);
     tokens_before = progress.value("tokens", int64_t{0});
-    absl::StatusOr<ModelWeights> loaded = coldcompress::LoadModelWeights(
-        state.string(), config, at::kFloat, at::kCPU);
-    if (!loaded.ok()) {
-      std::cerr << "cannot resume: " << loaded.status().message() << "\n";
-      return 1;
-    }
-    weights = *std::move(loaded);
-    weights.lm_head = weights.embed;
-    std::cerr << "resuming at step " << start_step << "\n";
-  } else if (!f.init.empty()) {
-    absl::StatusOr<ModelWeights> loaded =
-        coldcompress::LoadModelWeights(f.init, config, at::kFloat, at::kCPU);
-    if (!loaded.ok()) {
-      std::cerr << "--init: " << loaded.status().message() << "\n";
-      return 1;
-    }
-    weights = *std::move(loaded);
-    weights.lm_head = weights.embed;
-  } else {
+  }
+  // Weights: the run's own checkpoint, else --init's, else random.
+  const std::string from = resuming ? state.string() : f.init;
+  ModelWeights weights;
+  if (from.empty()) {
     weights = Init(config, f.seed, f.init_std);
+  } else {
+    absl::StatusOr<ModelWeights> loaded =
+        coldcompress::LoadModelWeights(from, config, at::kFloat, at::kCPU);
+    if (!loaded.ok()) {
+      std::cerr << (resuming ? "cannot resume: " : "--init: ")
+                << loaded.status().message() << "\n";
+      return 1;
+    }
+    weights = *std::move(loaded);
+    weights.lm_head = weights.embed;  // tied
+    if (resuming) std::cerr << "resuming at step " << start_step << "\n";
   }
   std::vector<torch::Tensor> params;
   for (auto& [name, tensor] : weights.Named(config)) {
