@@ -10,7 +10,7 @@ scripts/build.sh
 (cd "${BUILD_DIR:-build}" && ctest --output-on-failure --timeout 900)
 if [ "${SANITIZE:-1}" != 0 ]; then
   scripts/sanitize.sh asan
-  scripts/sanitize.sh ubsan
+  scripts/sanitize.sh tsan
 fi
 if [ "${FUZZ_SECONDS:-120}" -gt 0 ]; then
   scripts/fuzz.sh "${FUZZ_SECONDS:-120}"

@@ -40,6 +40,44 @@ std::vector<std::string> Candidates() {
   return paths;
 }
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define COLDCOMPRESS_SANITIZER_RUNTIME 1
+#endif
+
+// dlopen with RTLD_DEEPBIND. Under ASan and TSan the sanitizer's dlopen
+// refuses that flag (google/sanitizers#611): a deep-bound library would
+// resolve malloc and operator new to libc's, and memory crossing the boundary
+// would meet two allocators. Our module is built with the same sanitizer and
+// its first dependency is the sanitizer runtime, so its deep-bound scope
+// finds the runtime's allocator first; we call libc's own dlopen, past the
+// interceptor, and then check that the module's malloc is the process's.
+void* OpenDeepBound(const std::string& path, std::string* error) {
+  constexpr int kFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+#ifdef COLDCOMPRESS_SANITIZER_RUNTIME
+  using DlopenFn = void* (*)(const char*, int);
+  void* libc = ::dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+  auto real_dlopen = libc == nullptr
+                         ? nullptr
+                         : reinterpret_cast<DlopenFn>(::dlsym(libc, "dlopen"));
+  if (real_dlopen == nullptr) {
+    *error = "cannot find libc's dlopen";
+    return nullptr;
+  }
+  void* handle = real_dlopen(path.c_str(), kFlags);
+  if (handle != nullptr &&
+      ::dlsym(handle, "malloc") != ::dlsym(RTLD_DEFAULT, "malloc")) {
+    *error = path +
+             " binds malloc to another allocator than the sanitizer's; "
+             "build it with the same -fsanitize flags";
+    return nullptr;
+  }
+#else
+  void* handle = ::dlopen(path.c_str(), kFlags);
+#endif
+  if (handle == nullptr) *error = "cannot open " + path + ": " + ::dlerror();
+  return handle;
+}
+
 LoadFn Resolve(std::string* error) {
   static std::once_flag once;
   static LoadFn fn = nullptr;
@@ -47,12 +85,8 @@ LoadFn Resolve(std::string* error) {
   std::call_once(once, [] {
     for (const std::string& path : Candidates()) {
       if (path.empty() || !std::filesystem::exists(path)) continue;
-      void* handle =
-          ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
-      if (handle == nullptr) {
-        failure = std::string("cannot open ") + path + ": " + ::dlerror();
-        continue;
-      }
+      void* handle = OpenDeepBound(path, &failure);
+      if (handle == nullptr) continue;
       fn = reinterpret_cast<LoadFn>(
           ::dlsym(handle, "coldcompress_load_sentencepiece"));
       if (fn != nullptr) return;  // the module stays loaded for the process

@@ -17,4 +17,20 @@ std::string FixtureDir(const std::string& name) {
 
 std::string SourceDir() { return COLDCOMPRESS_SOURCE_DIR; }
 
+double MetricSum(const std::string& text, const std::string& prefix) {
+  double total = 0;
+  for (size_t at = text.find("\n" + prefix); at != std::string::npos;
+       at = text.find("\n" + prefix, at + 1)) {
+    const size_t space = text.find(' ', at + 1);
+    total += std::stod(text.substr(space + 1));
+  }
+  return total;
+}
+
+double TimeLimit(double seconds) {
+  const char* scale = std::getenv("COLDCOMPRESS_TIME_SCALE");
+  const double factor = scale == nullptr ? 1.0 : std::atof(scale);
+  return seconds * (factor > 0 ? factor : 1.0);
+}
+
 }  // namespace coldcompress::testing
