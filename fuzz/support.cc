@@ -9,14 +9,7 @@
 namespace coldcompress::fuzz {
 namespace {
 
-const PolicyRegistry& Registry() {
-  static const PolicyRegistry* registry = [] {
-    auto* r = new PolicyRegistry();
-    RegisterBuiltins(*r);
-    return r;
-  }();
-  return *registry;
-}
+const PolicyRegistry& Registry() { return BuiltinRegistry(); }
 
 void Require(bool ok) {
   if (!ok) std::abort();

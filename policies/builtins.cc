@@ -37,4 +37,13 @@ void RegisterBuiltins(PolicyRegistry& registry) {
   }
 }
 
+const PolicyRegistry& BuiltinRegistry() {
+  static const PolicyRegistry* registry = [] {
+    auto* r = new PolicyRegistry();
+    RegisterBuiltins(*r);
+    return r;
+  }();
+  return *registry;
+}
+
 }  // namespace coldcompress

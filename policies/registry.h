@@ -97,6 +97,10 @@ class PolicyRegistry {
 // Registers every built-in policy and compressor (builtins.cc).
 void RegisterBuiltins(PolicyRegistry& registry);
 
+// A process-wide registry with every built-in policy and compressor (for
+// tools, tests and fuzzers; the server builds its own).
+const PolicyRegistry& BuiltinRegistry();
+
 }  // namespace coldcompress
 
 #endif  // COLDCOMPRESS_POLICIES_REGISTRY_H_

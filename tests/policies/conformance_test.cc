@@ -18,7 +18,7 @@ namespace {
 constexpr int64_t kHeads = 2, kQueryHeads = 4, kDim = 8;
 constexpr int64_t kSinks = 2, kRecent = 3;
 
-const PolicyRegistry& Registry() { return testing::BuiltinRegistry(); }
+const PolicyRegistry& Registry() { return BuiltinRegistry(); }
 
 const TokenClasses& Classes() {
   static const TokenClasses* classes = [] {

@@ -9,7 +9,7 @@
 namespace coldcompress {
 namespace {
 
-const PolicyRegistry& Registry() { return testing::BuiltinRegistry(); }
+const PolicyRegistry& Registry() { return BuiltinRegistry(); }
 
 const TokenClasses kNoTokens;
 

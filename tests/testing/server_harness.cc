@@ -75,15 +75,6 @@ void SharedServerTest::TearDownTestSuite() {
   harness_ = nullptr;
 }
 
-const PolicyRegistry& BuiltinRegistry() {
-  static const PolicyRegistry* registry = [] {
-    auto* r = new PolicyRegistry();
-    RegisterBuiltins(*r);
-    return r;
-  }();
-  return *registry;
-}
-
 v1::GenerateRequest IdsRequest(const std::vector<int32_t>& ids,
                                uint32_t max_new_tokens) {
   v1::GenerateRequest r;

@@ -59,9 +59,6 @@ class SharedServerTest : public ::testing::Test {
   inline static ServerHarness* harness_ = nullptr;
 };
 
-// The registry with every built-in policy and compressor.
-const PolicyRegistry& BuiltinRegistry();
-
 // A request from token ids, greedy, ignoring EOS.
 v1::GenerateRequest IdsRequest(const std::vector<int32_t>& ids,
                                uint32_t max_new_tokens);

@@ -1,0 +1,216 @@
+// cc-bench: decode speed of a random-weight Llama of a given shape under
+// each cache policy, next to the memory-bandwidth roofline measured in the
+// same run. Batch 1 decode reads every weight and every cached K/V once per
+// token, so tokens/s cannot exceed copy bandwidth / bytes read per step.
+//   cc-bench                       (about 100M parameters, 2k context)
+//   cc-bench --context 8192 --strategies full recent_global heavy_hitter \
+//     --cache_sizes 1024
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "policies/builtins.h"
+#include "policies/layer_plan.h"
+#include "policies/registry.h"
+#include "server/engine/session.h"
+#include "server/model/llama.h"
+#include "server/model/random_weights.h"
+
+namespace {
+
+using coldcompress::CacheLayer;
+using coldcompress::CachePlan;
+using coldcompress::EngineContext;
+using coldcompress::LlamaModel;
+using coldcompress::ModelConfig;
+using coldcompress::PolicyRegistry;
+using coldcompress::PolicySpec;
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+// Copy bandwidth in bytes/s (bytes read + bytes written), best of `repeats`
+// copies of a `bytes` buffer split over one thread per core: the STREAM
+// "copy" figure, the most the memory system gives.
+double CopyBandwidth(int64_t bytes, int repeats) {
+  const int n = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<char> src(bytes, 1), dst(bytes, 0);  // pages faulted in here
+  const int64_t part = bytes / n;
+  double best = 1e30;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = Clock::now();
+    std::vector<std::thread> threads;
+    for (int i = 0; i < n; ++i) {
+      threads.emplace_back([&, i] {
+        std::memcpy(dst.data() + i * part, src.data() + i * part, part);
+      });
+    }
+    for (auto& t : threads) t.join();
+    best = std::min(best, Seconds(t0));
+  }
+  return 2.0 * static_cast<double>(part * n) / best;
+}
+
+int64_t WeightBytes(const coldcompress::ModelWeights& w, bool tied) {
+  auto bytes = [](const at::Tensor& t) {
+    return static_cast<int64_t>(t.numel() * t.element_size());
+  };
+  // A decode step reads one embedding row and the whole lm_head.
+  int64_t total = bytes(w.lm_head) + bytes(w.norm);
+  if (!tied) total += w.embed.size(1) * w.embed.element_size();
+  for (const auto& l : w.layers) {
+    for (const at::Tensor* t : {&l.input_norm, &l.post_norm, &l.wq, &l.wk,
+                                &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+      total += bytes(*t);
+    }
+  }
+  return total;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "Decode tokens/s of a random-weight Llama under cache policies, next "
+      "to the measured memory-bandwidth roofline"};
+  int layers = 12, hidden = 768, heads = 12, kv_heads = 4, intermediate = 2048,
+      vocab = 32000;
+  int64_t context = 2048, steps = 64;
+  int threads = 0;
+  std::vector<std::string> strategies = {"full", "recent_global", "l2",
+                                         "heavy_hitter"};
+  std::vector<double> cache_sizes = {0.25};
+  app.add_option("--layers", layers);
+  app.add_option("--hidden", hidden);
+  app.add_option("--heads", heads);
+  app.add_option("--kv_heads", kv_heads);
+  app.add_option("--intermediate", intermediate);
+  app.add_option("--vocab", vocab);
+  app.add_option("--context", context, "prompt tokens before decoding");
+  app.add_option("--steps", steps, "decode steps timed per policy");
+  app.add_option("--strategies", strategies,
+                 "cache strategies (full runs with the whole context)");
+  app.add_option("--cache_sizes", cache_sizes,
+                 "per compressing strategy: fractions of the sequence (<= 1) "
+                 "or token counts (> 1)");
+  app.add_option("--threads", threads, "intra-op threads (0: every core)");
+  CLI11_PARSE(app, argc, argv);
+  if (threads > 0) at::set_num_threads(threads);
+
+  ModelConfig c;
+  c.architecture = "LlamaForCausalLM";
+  c.vocab_size = vocab;
+  c.hidden_size = hidden;
+  c.intermediate_size = intermediate;
+  c.num_layers = layers;
+  c.num_heads = heads;
+  c.num_kv_heads = kv_heads;
+  c.head_dim = hidden / heads;
+  c.max_position_embeddings = static_cast<int>(context + steps + 1);
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = 500000;
+  c.tie_word_embeddings = true;
+  c.eos_token_ids = {2};
+  LlamaModel model(c, coldcompress::RandomWeights(c, 1), at::kCPU);
+  int64_t params = 0;
+  for (const auto& [name, t] : model.weights().Named(c)) params += t->numel();
+  const int64_t weight_bytes = WeightBytes(model.weights(), true);
+
+  std::printf(
+      "model: %d layers, hidden %d, %d query / %d KV heads of %d, SwiGLU %d, "
+      "vocab %d: %.1fM parameters, float32; %d intra-op threads (matrix "
+      "products: BLAS's own)\n",
+      layers, hidden, heads, kv_heads, c.head_dim, intermediate, vocab,
+      params / 1e6, at::get_num_threads());
+  const double bandwidth = CopyBandwidth(int64_t{1} << 30, 5);
+  std::printf(
+      "memory bandwidth (copy of 1 GiB on %u threads, best of 5): %.1f GB/s\n",
+      std::max(1u, std::thread::hardware_concurrency()), bandwidth / 1e9);
+  std::printf(
+      "prompt %lld tokens, then %lld greedy decode steps timed; a step reads "
+      "%.1f MB of weights and the cached K/V\n\n",
+      static_cast<long long>(context), static_cast<long long>(steps),
+      weight_bytes / 1e6);
+  std::printf(
+      "| strategy       | cache | cached tokens | K/V MB | decode tok/s | "
+      "roofline tok/s | of roofline |\n"
+      "|----------------|-------|---------------|--------|--------------|"
+      "----------------|-------------|\n");
+
+  PolicyRegistry registry;
+  coldcompress::RegisterBuiltins(registry);
+  EngineContext ctx;
+  ctx.model = &model;
+  ctx.registry = &registry;
+
+  std::vector<int32_t> prompt(context);
+  for (int64_t i = 0; i < context; ++i)
+    prompt[i] = static_cast<int32_t>(3 + (i * 7919) % (vocab - 3));
+  const int64_t smax = context + steps + 1;
+  const int64_t kv_bytes_per_token =
+      2LL * kv_heads * c.head_dim * static_cast<int64_t>(sizeof(float));
+
+  for (const std::string& strategy : strategies) {
+    const bool full = strategy == "full";
+    for (double size : full ? std::vector<double>{1.0} : cache_sizes) {
+      PolicySpec spec;
+      spec.strategy = {strategy};
+      spec.max_cache_length = {size};
+      absl::StatusOr<CachePlan> plan =
+          coldcompress::ResolveCachePlan(spec, layers, smax, registry);
+      if (!plan.ok()) {
+        std::fprintf(stderr, "%s at %g: %s\n", strategy.c_str(), size,
+                     plan.status().ToString().c_str());
+        return 1;
+      }
+      auto built = coldcompress::BuildCacheLayers(ctx, spec, *plan);
+      if (!built.ok()) {
+        std::fprintf(stderr, "%s: %s\n", strategy.c_str(),
+                     built.status().ToString().c_str());
+        return 1;
+      }
+      const std::vector<CacheLayer*> cache =
+          coldcompress::LayerPointers(*built);
+      const int64_t n =
+          coldcompress::PrefillLength(context, plan->MinCapacity(), spec);
+      at::Tensor logits = model.Prefill(
+          std::vector<int32_t>(prompt.begin(), prompt.begin() + n), cache);
+      int64_t position = n;
+      for (int64_t i = n; i < context; ++i)
+        logits = model.Decode(prompt[i], position++, cache);
+      // Timed: greedy decoding, as the server does it.
+      const auto t0 = Clock::now();
+      for (int64_t i = 0; i < steps; ++i) {
+        const int64_t token = logits.argmax().item<int64_t>();
+        logits = model.Decode(token, position++, cache);
+      }
+      const double tokens_per_s = steps / Seconds(t0);
+      // K/V of the tokens in the cache at the last step, every layer.
+      int64_t cached_tokens = 0;
+      for (const auto& layer : plan->layers)
+        cached_tokens += std::min<int64_t>(layer.capacity, position - 1);
+      const int64_t kv_bytes = cached_tokens * kv_bytes_per_token;
+      const double roofline =
+          bandwidth / static_cast<double>(weight_bytes + kv_bytes);
+      char cache_label[32] = "-";
+      if (!full) std::snprintf(cache_label, sizeof(cache_label), "%g", size);
+      std::printf(
+          "| %-14s | %5s | %13lld | %6.1f | %12.1f | %14.1f | %10.1f%% |\n",
+          strategy.c_str(), cache_label,
+          static_cast<long long>(cached_tokens / layers), kv_bytes / 1e6,
+          tokens_per_s, roofline, 100 * tokens_per_s / roofline);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
