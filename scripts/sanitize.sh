@@ -2,11 +2,13 @@
 # Builds tests with sanitizers in folders of their own and runs them; any
 # report fails the run (halt_on_error, no recovery):
 #   scripts/sanitize.sh asan    ASan + UBSan (build-asan), leak checks on:
-#                               policies_test (the KV caches, policies and
-#                               compressors), runtime_test, concurrency_test,
-#                               service_test and reliability_test (the gRPC
-#                               service, limits, drain, cancel storm, auth,
-#                               TLS)
+#                               policies_test and policy_parity_test (the KV
+#                               caches, policies and compressors),
+#                               runtime_test, tokenizer_test, client_test
+#                               (tasks, metrics, eval on a server),
+#                               concurrency_test, service_test and
+#                               reliability_test (the gRPC service, limits,
+#                               drain, cancel storm, auth, TLS)
 #   scripts/sanitize.sh tsan    TSan (build-tsan): the concurrent tests,
 #                               concurrency_test (the engine under many client
 #                               threads), service_test and reliability_test;
@@ -31,7 +33,8 @@ export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumen
 export COLDCOMPRESS_TIME_SCALE=$scale
 tests=(concurrency_test service_test reliability_test)
 if [ "$kind" = asan ]; then
-  tests=(policies_test runtime_test "${tests[@]}")
+  tests=(policies_test policy_parity_test runtime_test tokenizer_test
+    client_test "${tests[@]}")
 else
   # LibTorch's and OpenBLAS's worker pools are not instrumented: TSan cannot
   # see how they hand results back, so the model runs on the calling thread.
