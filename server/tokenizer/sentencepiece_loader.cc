@@ -69,6 +69,7 @@ void* OpenDeepBound(const std::string& path, std::string* error) {
     *error = path +
              " binds malloc to another allocator than the sanitizer's; "
              "build it with the same -fsanitize flags";
+    ::dlclose(handle);
     return nullptr;
   }
 #else

@@ -17,7 +17,6 @@
 #include <thread>
 #include <vector>
 
-#include "policies/builtins.h"
 #include "policies/layer_plan.h"
 #include "policies/registry.h"
 #include "server/engine/session.h"
@@ -31,7 +30,6 @@ using coldcompress::CachePlan;
 using coldcompress::EngineContext;
 using coldcompress::LlamaModel;
 using coldcompress::ModelConfig;
-using coldcompress::PolicyRegistry;
 using coldcompress::PolicySpec;
 using Clock = std::chrono::steady_clock;
 
@@ -61,13 +59,13 @@ double CopyBandwidth(int64_t bytes, int repeats) {
   return 2.0 * static_cast<double>(part * n) / best;
 }
 
-int64_t WeightBytes(const coldcompress::ModelWeights& w, bool tied) {
+int64_t WeightBytes(const coldcompress::ModelWeights& w, const ModelConfig& c) {
   auto bytes = [](const at::Tensor& t) {
     return static_cast<int64_t>(t.numel() * t.element_size());
   };
   // A decode step reads one embedding row and the whole lm_head.
   int64_t total = bytes(w.lm_head) + bytes(w.norm);
-  if (!tied) total += w.embed.size(1) * w.embed.element_size();
+  if (!c.tie_word_embeddings) total += w.embed.size(1) * w.embed.element_size();
   for (const auto& l : w.layers) {
     for (const at::Tensor* t : {&l.input_norm, &l.post_norm, &l.wq, &l.wk,
                                 &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
@@ -124,7 +122,7 @@ int main(int argc, char** argv) {
   LlamaModel model(c, coldcompress::RandomWeights(c, 1), at::kCPU);
   int64_t params = 0;
   for (const auto& [name, t] : model.weights().Named(c)) params += t->numel();
-  const int64_t weight_bytes = WeightBytes(model.weights(), true);
+  const int64_t weight_bytes = WeightBytes(model.weights(), c);
 
   std::printf(
       "model: %d layers, hidden %d, %d query / %d KV heads of %d, SwiGLU %d, "
@@ -147,8 +145,8 @@ int main(int argc, char** argv) {
       "|----------------|-------|---------------|--------|--------------|"
       "----------------|-------------|\n");
 
-  PolicyRegistry registry;
-  coldcompress::RegisterBuiltins(registry);
+  const coldcompress::PolicyRegistry& registry =
+      coldcompress::BuiltinRegistry();
   EngineContext ctx;
   ctx.model = &model;
   ctx.registry = &registry;

@@ -15,7 +15,6 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "policies/builtins.h"
 #include "policies/cache_layer.h"
 #include "policies/layer_plan.h"
 #include "policies/registry.h"
@@ -27,8 +26,6 @@ namespace coldcompress {
 namespace {
 
 constexpr int64_t kCached = 1024;
-
-const PolicyRegistry& Registry() { return BuiltinRegistry(); }
 
 template <typename T>
 T OrDie(absl::StatusOr<T> value) {
@@ -63,11 +60,11 @@ void BM_ModelDecode(benchmark::State& state, const std::string& strategy) {
   const PolicySpec spec = Spec(strategy);
   const int64_t prompt_length = strategy == "full" ? kCached : 2 * kCached;
   const int64_t steps = 1 << 14;
-  CachePlan plan = OrDie(
-      ResolveCachePlan(spec, c.num_layers, prompt_length + steps, Registry()));
+  CachePlan plan = OrDie(ResolveCachePlan(
+      spec, c.num_layers, prompt_length + steps, BuiltinRegistry()));
   EngineContext context;
   context.model = &model;
-  context.registry = &Registry();
+  context.registry = &BuiltinRegistry();
   auto layers = OrDie(BuildCacheLayers(context, spec, plan));
   const std::vector<CacheLayer*> cache = LayerPointers(layers);
   std::vector<int32_t> prompt(prompt_length);
@@ -90,14 +87,14 @@ void BM_LayerDecode(benchmark::State& state, const std::string& strategy) {
   const PolicySpec spec = Spec(strategy);
   const int64_t prompt_length = strategy == "full" ? kCached : 2 * kCached;
   const int64_t steps = 1 << 16;
-  CachePlan plan =
-      OrDie(ResolveCachePlan(spec, 1, prompt_length + steps, Registry()));
+  CachePlan plan = OrDie(
+      ResolveCachePlan(spec, 1, prompt_length + steps, BuiltinRegistry()));
   CacheLayerOptions options;
   options.num_heads = kHeads;
   options.head_dim = kDim;
   options.max_seq_len = plan.max_seq_len;
-  std::unique_ptr<CacheLayer> layer =
-      OrDie(CacheLayer::Create(Registry(), plan.layers[0], spec, options));
+  std::unique_ptr<CacheLayer> layer = OrDie(
+      CacheLayer::Create(BuiltinRegistry(), plan.layers[0], spec, options));
   at::manual_seed(1);
   layer->Prefill(at::randn({kQueryHeads, prompt_length, kDim}),
                  at::randn({kHeads, prompt_length, kDim}),

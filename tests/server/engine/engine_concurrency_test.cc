@@ -13,9 +13,8 @@
 #include <random>
 #include <thread>
 
-#include "policies/registry.h"
 #include "server/engine/engine.h"
-#include "server/tokenizer/load.h"
+#include "tests/testing/fixture_engine.h"
 #include "tests/testing/fixtures.h"
 
 namespace coldcompress {
@@ -58,17 +57,11 @@ PolicySpec Policy(int which) {
 }
 
 TEST(EngineConcurrencyTest, ClientsOnManyThreadsEndExactlyOnceAndFreeAll) {
-  const std::string dir = testing::FixtureDir("llama");
-  auto model = LlamaModel::Load(dir, at::kFloat, at::kCPU);
-  auto tokenizer = LoadTokenizer(dir);
-  ASSERT_TRUE(model.ok() && tokenizer.ok());
-  auto registry = std::make_unique<PolicyRegistry>();
-  RegisterBuiltins(*registry);
   EngineOptions options;
   options.threads = 1;
   options.max_queued_requests = 1000;
-  Engine engine(*std::move(model), *std::move(tokenizer), std::move(registry),
-                options);
+  std::unique_ptr<Engine> owned = testing::FixtureEngine("llama", options);
+  Engine& engine = *owned;
 
   constexpr int kThreads = 8, kRequestsPerThread = 24, kTurnsPerSession = 3;
   std::atomic<int> accepted{0}, refused{0}, cancelled{0}, finished{0};

@@ -6,9 +6,7 @@
 #include <condition_variable>
 #include <mutex>
 
-#include "policies/registry.h"
-#include "server/tokenizer/load.h"
-#include "tests/testing/fixtures.h"
+#include "tests/testing/fixture_engine.h"
 
 namespace coldcompress {
 namespace {
@@ -16,16 +14,9 @@ namespace {
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string dir = testing::FixtureDir("llama");
-    auto model = LlamaModel::Load(dir, at::kFloat, at::kCPU);
-    auto tokenizer = LoadTokenizer(dir);
-    ASSERT_TRUE(model.ok() && tokenizer.ok());
-    auto registry = std::make_unique<PolicyRegistry>();
-    RegisterBuiltins(*registry);
     EngineOptions options;
     options.threads = 1;
-    engine_ = std::make_unique<Engine>(*std::move(model), *std::move(tokenizer),
-                                       std::move(registry), options);
+    engine_ = testing::FixtureEngine("llama", options);
   }
 
   // Runs a Generate to completion; returns the final result.
