@@ -42,14 +42,26 @@ std::pair<uint32_t, uint32_t> PngSize(const fs::path& path) {
   return {be32(16), be32(20)};
 }
 
-bool AnyMetricsFile(const fs::path& root) {
+// True once some job has written between 1 and `most` predictions made by
+// `server`: that server is then mid-job, with at least `10 - most` samples
+// still to go, so killing it must fail the job over (a kill after its last
+// sample would only race the job's final Prometheus read). Reads the files
+// without the client's reader, which trims cut-short lines in place.
+bool MidJobOn(const fs::path& root, const std::string& server, int most) {
+  const std::string tag = "\"server\":\"" + server + "\"";
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(root, ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.size() > 13 && name.ends_with("_metrics.json") &&
-        name != "all_metrics.json")
-      return true;
+    if (!it->path().filename().string().ends_with("_predictions.jsonl"))
+      continue;
+    std::ifstream in(it->path());
+    std::string line;
+    int mine = 0, all = 0;
+    while (std::getline(in, line)) {
+      ++all;
+      mine += line.find(tag) != std::string::npos;
+    }
+    if (mine >= 1 && all <= most) return true;
   }
   return false;
 }
@@ -98,10 +110,10 @@ TEST(SweepTest, SurvivesALostServerAndReportsPlots) {
   });
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::minutes(5);
-  while (!AnyMetricsFile(results) &&
+  while (!MidJobOn(results, b.address(), 5) &&
          std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  b.Kill();  // mid-sweep: its running job and queue move to `a`
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  b.Kill();  // mid-job: its running job and queue move to `a`
   run.join();
   ASSERT_EQ(sweep.exit_code, 0) << sweep.err << sweep.out;
   EXPECT_NE(sweep.err.find("server " + b.address() + " is gone"),
