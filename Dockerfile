@@ -38,7 +38,8 @@ RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
       libprometheus-cpp-core1.0 libcpp-httplib0.11 libpcre2-8-0 libutf8proc2 libgomp1 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/libtorch/lib /opt/libtorch/lib
-COPY --from=build /build/server/coldcompress-server /build/client/coldcompress /usr/local/bin/
+COPY --from=build /build/server/coldcompress-server /build/client/coldcompress \
+  /build/loadtest/coldcompress-loadtest /usr/local/bin/
 COPY --from=build /build/server/libcc_spm.so /usr/local/lib/coldcompress/libcc_spm.so
 COPY configs /etc/coldcompress/configs
 COPY models/default/config.json models/default/generation_config.json models/default/model.safetensors \

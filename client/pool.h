@@ -46,6 +46,8 @@ class ServerClient {
   absl::StatusOr<v1::ListPoliciesResponse> ListPolicies();
   // SERVING within `timeout_s`.
   bool Healthy(double timeout_s);
+  // For calls the methods above do not cover (streamed token timings).
+  v1::ColdCompress::Stub& stub() { return *stub_; }
 
  private:
   std::string address_;

@@ -3,6 +3,13 @@
 #include <cmath>
 #include <limits>
 
+// LibTorch 2.x has the fused kernel (flash / memory-efficient attention on
+// GPUs); Debian's 1.13 does not.
+#if __has_include(<ATen/ops/scaled_dot_product_attention.h>)
+#include <ATen/ops/scaled_dot_product_attention.h>
+#define COLDCOMPRESS_HAVE_SDPA 1
+#endif
+
 namespace coldcompress {
 namespace {
 
@@ -31,6 +38,26 @@ std::pair<at::Tensor, at::Tensor> AttendGrouped(const at::Tensor& q,
   return {out, probs};
 }
 
+// The output [H, G, Sq, d] alone: the fused kernel on a GPU when this
+// LibTorch has it (the G query heads of a KV head go in as G * Sq query rows
+// of that head, each masked as its own position), else AttendGrouped.
+at::Tensor AttendOutput(const at::Tensor& q, const at::Tensor& k,
+                        const at::Tensor& v, const at::Tensor& mask) {
+#ifdef COLDCOMPRESS_HAVE_SDPA
+  if (q.is_cuda()) {
+    const int64_t h = q.size(0), g = q.size(1), sq = q.size(2), d = q.size(3);
+    const int64_t sk = k.size(1);
+    const at::Tensor rows_mask = mask.unsqueeze(1)
+                                     .expand({mask.size(0), g, sq, sk})
+                                     .reshape({mask.size(0), g * sq, sk});
+    return at::scaled_dot_product_attention(q.reshape({h, g * sq, d}), k, v,
+                                            rows_mask)
+        .view({h, g, sq, d});
+  }
+#endif
+  return AttendGrouped(q, k, v, mask).first;
+}
+
 }  // namespace
 
 AttentionResult Attend(const at::Tensor& q, const at::Tensor& k,
@@ -42,10 +69,14 @@ AttentionResult Attend(const at::Tensor& q, const at::Tensor& k,
   const at::Tensor qg = q.view({h, g, sq, d});  // query head j -> KV head j / g
   const at::Tensor full_mask = mask.dim() == 2 ? mask.unsqueeze(0) : mask;
   AttentionResult result;
-  if (want_probs || sq <= kQueryChunk) {
+  if (!want_probs && sq <= kQueryChunk) {
+    result.output = AttendOutput(qg, k, v, full_mask).reshape({hq, sq, d});
+    return result;
+  }
+  if (want_probs) {
     auto [out, probs] = AttendGrouped(qg, k, v, full_mask);
     result.output = out.reshape({hq, sq, d});
-    if (want_probs) result.probs = probs.mean(1);  // [H, Sq, Sk]
+    result.probs = probs.mean(1);  // [H, Sq, Sk]
     return result;
   }
   std::vector<at::Tensor> outs;
@@ -53,7 +84,7 @@ AttentionResult Attend(const at::Tensor& q, const at::Tensor& k,
     const int64_t n = std::min(kQueryChunk, sq - start);
     const at::Tensor m =
         full_mask.size(1) == 1 ? full_mask : full_mask.narrow(1, start, n);
-    outs.push_back(AttendGrouped(qg.narrow(2, start, n), k, v, m).first);
+    outs.push_back(AttendOutput(qg.narrow(2, start, n), k, v, m));
   }
   result.output = at::cat(outs, 2).reshape({hq, sq, d});
   return result;

@@ -14,20 +14,8 @@ BUILD_DIR=${BUILD_DIR:-build}
 OUT=${DEMO_OUT:-$BUILD_DIR/demo}
 rm -rf "$OUT"
 
-log=$(mktemp)
-"$BUILD_DIR"/server/coldcompress-server --model_dir models/default \
-  --listen 127.0.0.1:0 --metrics_listen 127.0.0.1:0 >"$log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
-port=""
-for _ in $(seq 1 300); do
-  port=$(grep -o 'listening on [^ ]* (port [0-9]*)' "$log" | grep -o '[0-9]*)$' | tr -d ')' || true)
-  [ -n "$port" ] && break
-  kill -0 $server 2>/dev/null || { cat "$log"; exit 1; }
-  sleep 0.1
-done
-address=127.0.0.1:$port
-"$BUILD_DIR"/client/coldcompress health --server "$address" --wait 60 >/dev/null
+source scripts/lib/local_server.sh
+start_local_server models/default
 
 echo "== models/default on $address: rulerniah (4 needles, one asked), 1024 tokens, 20 examples per policy"
 "$BUILD_DIR"/client/coldcompress sweep --servers "$address" \

@@ -11,21 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-models/default}
 BUILD_DIR=${BUILD_DIR:-build}
+source scripts/lib/local_server.sh
+start_local_server "$MODEL"
 OUT=$(mktemp -d)
-log=$OUT/server.log
-"$BUILD_DIR"/server/coldcompress-server --model_dir "$MODEL" --listen 127.0.0.1:0 \
-  --metrics_listen 127.0.0.1:0 >"$log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; rm -rf "$OUT"' EXIT
-port=""
-for _ in $(seq 1 300); do
-  port=$(grep -o 'listening on [^ ]* (port [0-9]*)' "$log" | grep -o '[0-9]*)$' | tr -d ')' || true)
-  [ -n "$port" ] && break
-  sleep 0.1
-done
-address=127.0.0.1:$port
+trap 'kill $server 2>/dev/null || true; rm -f "$server_log"; rm -rf "$OUT"' EXIT
 cc="$BUILD_DIR/client/coldcompress"
-"$cc" health --server "$address" --wait 60 >/dev/null
 common=(--servers "$address" --tasks rulerniah --context_length 1024 --no_progress)
 "$cc" eval "${common[@]}" --cache_strategy full --num_samples 100 --seed 1000 \
   --results_dir "$OUT/full"

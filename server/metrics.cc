@@ -28,6 +28,7 @@ const Histogram::BucketBoundaries kLatencyBuckets = {
     0.5,   1,      2.5,   5,    10,    25,   50,  100};
 const Histogram::BucketBoundaries kTokenLatencyBuckets = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+const Histogram::BucketBoundaries kBatchBuckets = {1, 2, 4, 8, 16, 32, 64, 128};
 const Histogram::BucketBoundaries kLengthBuckets = {
     1,    4,    16,   64,    128,   256,   512,   1024,
     2048, 4096, 8192, 16384, 32768, 65536, 131072};
@@ -153,6 +154,11 @@ struct Metrics::Impl {
       BuildHistogram()
           .Name("coldcompress_request_generated_tokens")
           .Help("Generated tokens of each request, by policy.")
+          .Register(*registry);
+  prometheus::Family<Histogram>& decode_batch =
+      BuildHistogram()
+          .Name("coldcompress_decode_batch_size")
+          .Help("Sequences decoded together in each batched model step.")
           .Register(*registry);
   prometheus::Family<prometheus::Gauge>& cache_bytes =
       BuildGauge()
@@ -345,6 +351,10 @@ void Metrics::SetNamedSessions(int64_t n) {
 
 void Metrics::SetStreams(int64_t n) {
   impl_->streams.Add({}).Set(static_cast<double>(n));
+}
+
+void Metrics::DecodeBatch(int64_t size) {
+  impl_->decode_batch.Add({}, kBatchBuckets).Observe(static_cast<double>(size));
 }
 
 void Metrics::SetDraining(bool draining) {

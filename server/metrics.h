@@ -61,6 +61,8 @@ class Metrics {
   void SetNamedSessions(int64_t n);
   void SetStreams(int64_t n);
   void SetDraining(bool draining);
+  // Sequences in one batched decode step.
+  void DecodeBatch(int64_t size);
 
   // Cache usage deltas (a session's account reports what changed).
   void AddCacheUsage(const std::string& policy, const CacheUsage& delta);

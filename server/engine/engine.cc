@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "server/model/few_rows_linear.h"
 #include "server/tokenizer/token_classes.h"
 
 namespace coldcompress {
@@ -367,12 +368,91 @@ absl::Status Engine::Enqueue(std::unique_ptr<Task> task) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// An exception out of a model step, as the request's error.
+absl::Status StepError(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(
+        absl::StrCat("model step failed: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("model step failed: ", e.what()));
+  } catch (...) {
+    return absl::InternalError("model step failed");
+  }
+}
+
+}  // namespace
+
+void Engine::Round(std::list<std::unique_ptr<Task>>& active) {
+  using TaskIt = std::list<std::unique_ptr<Task>>::iterator;
+  auto drop = [&](TaskIt it) {
+    active.erase(it);
+    std::lock_guard<std::mutex> lock(mu_);
+    --active_count_;
+  };
+  // Every task up to its next decode step; at most one prefill a round, so
+  // a long prompt holds the others' decoding up by one prefill at most.
+  std::vector<DecodeSlot> slots;
+  std::vector<TaskIt> batch;
+  bool prefilled = false;
+  for (auto it = active.begin(); it != active.end();) {
+    const TaskIt current = it++;
+    Task& task = **current;
+    if (!task.started()) {
+      if (prefilled) continue;
+      prefilled = true;
+    }
+    DecodeSlot slot;
+    Task::Next next;
+    try {
+      next = task.Step(&slot);
+    } catch (...) {
+      task.Abort(StepError(std::current_exception()));
+      next = Task::Next::kDone;
+    }
+    if (next == Task::Next::kDone) {
+      drop(current);
+    } else if (next == Task::Next::kDecode) {
+      slots.push_back(std::move(slot));
+      batch.push_back(current);
+    }
+  }
+  if (slots.empty()) return;
+  // One forward for the whole batch, every session in it locked.
+  std::vector<std::unique_lock<std::mutex>> locks;
+  std::vector<LlamaModel::DecodeRow> rows;
+  for (const DecodeSlot& slot : slots) {
+    if (slot.mu != nullptr) locks.emplace_back(*slot.mu);
+    rows.push_back({slot.token, slot.position, slot.layers});
+  }
+  try {
+    const at::Tensor logits = model_->DecodeBatch(rows);
+    for (size_t i = 0; i < batch.size(); ++i) (*batch[i])->Decoded(logits[i]);
+    metrics_->DecodeBatch(static_cast<int64_t>(batch.size()));
+  } catch (...) {
+    const absl::Status error = StepError(std::current_exception());
+    locks.clear();  // Abort may take the session store's locks
+    for (TaskIt it : batch) {
+      (*it)->Abort(error);
+      drop(it);
+    }
+  }
+}
+
 void Engine::Loop() {
   const int threads =
       options_.threads > 0
           ? options_.threads
           : static_cast<int>(std::thread::hardware_concurrency());
-  at::set_num_threads(std::max(1, threads));
+  // The matrix products of decode steps fan out over the kernel's own
+  // threads and prompts' over the BLAS's; ATen's intra-op pool stays at one
+  // thread, as forking it for each of a decode step's many small operations
+  // cost more than it gave (38 -> 23 tok/s, cc-bench on 2 cores).
+  at::set_num_threads(1);
+  SetFewRowsThreads(std::max(1, threads));
   c10::InferenceMode inference_mode;
   std::list<std::unique_ptr<Task>> active;
   // Idle sessions are looked at a few times per TTL, at least once a second.
@@ -411,27 +491,7 @@ void Engine::Loop() {
         incoming_.pop_front();
       }
     }
-    for (auto it = active.begin(); it != active.end();) {
-      bool done;
-      try {
-        done = (*it)->Step();
-      } catch (const c10::Error& e) {
-        (*it)->Abort(absl::InternalError(
-            absl::StrCat("model step failed: ", e.what_without_backtrace())));
-        done = true;
-      } catch (const std::exception& e) {
-        (*it)->Abort(
-            absl::InternalError(absl::StrCat("model step failed: ", e.what())));
-        done = true;
-      }
-      if (done) {
-        it = active.erase(it);
-        std::lock_guard<std::mutex> lock(mu_);
-        --active_count_;
-      } else {
-        ++it;
-      }
-    }
+    Round(active);
     int64_t running = 0;
     for (const auto& task : active) running += task->started();
     metrics_->SetQueue(running, static_cast<int64_t>(active.size()) - running);

@@ -1,7 +1,9 @@
 // The engine: owns the model, validates requests, and runs them on one
-// scheduler thread that steps every active request in turn (one model forward
-// per request per round), so concurrent clients all make progress. A batched
-// step can replace the round-robin loop without changing this interface.
+// scheduler thread with continuous batching. Each round, every active request
+// steps up to its next decode step (at most one waiting request starts with
+// its prefill), then one batched forward decodes a token for all of them,
+// each over its own caches under its own policy; requests join and leave
+// between rounds.
 #ifndef COLDCOMPRESS_SERVER_ENGINE_ENGINE_H_
 #define COLDCOMPRESS_SERVER_ENGINE_ENGINE_H_
 
@@ -38,7 +40,7 @@ struct EngineOptions {
   int64_t max_cache_bytes = 0;  // 0: no budget
   double max_deadline_s = 0;    // 0: no ceiling
   double session_ttl_s = 0;     // 0: sessions never expire
-  int threads = 0;              // intra-op threads; 0: all cores
+  int threads = 0;              // decode's matrix-product threads; 0: all cores
   // tokenizer_config.json's chat_template text (only used to tell Llama-3.1
   // from Llama-3); the family comes from the tokenizer.
   std::string chat_template;
@@ -98,6 +100,11 @@ class Engine {
  private:
   absl::Status Enqueue(std::unique_ptr<Task> task);
   void Loop();
+  // One scheduler round over `active`: each task steps up to its next decode
+  // step (finished ones leave, at most one waiting one starts with its
+  // prefill), then one batched forward decodes a token for every task that
+  // asked.
+  void Round(std::list<std::unique_ptr<Task>>& active);
   // RESOURCE_EXHAUSTED over `limit` (a configuration key), counted.
   absl::Status Refuse(const std::string& limit, const std::string& message);
   // Bytes the caches of `plan` take: K and V at the policy's precision,

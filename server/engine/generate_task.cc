@@ -15,38 +15,57 @@ GenerateTask::GenerateTask(const EngineContext* context,
       sampler_(o_.input.sampling),
       stream_(context->tokenizer, o_.input.stop) {}
 
-bool GenerateTask::Step() {
+Task::Next GenerateTask::Step(DecodeSlot* slot) {
   if (o_.handle->cancelled()) {
     Finish("cancelled");
-    return true;
+    return Next::kDone;
   }
   if (o_.handle->expired(Clock::now())) {
     Finish("deadline",
            absl::DeadlineExceededError(
                "the request ran past its deadline (the server's ceiling is "
                "max_deadline_s)"));
-    return true;
+    return Next::kDone;
   }
-  bool finished = false;
   {
-    std::lock_guard<std::mutex> lock(o_.session->mu);
-    switch (stage_) {
-      case Stage::kStart:
-        Start();
-        o_.reservation.Release();  // the caches count in the total now
-        break;
-      case Stage::kFeed:
-        FeedOne();
-        break;
-      case Stage::kGenerate:
-        finished = GenerateOne();
-        break;
+    Session& s = *o_.session;
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (stage_ == Stage::kStart) {
+      Start();
+      o_.reservation.Release();  // the caches count in the total now
+      s.memory.Report(LayerPointers(s.layers), s.tokens_seen());
+      return Next::kStepped;
     }
-    o_.session->memory.Report(LayerPointers(o_.session->layers),
-                              o_.session->tokens_seen());
+    bool finished = false;
+    if (stage_ == Stage::kFeed) {
+      next_ = feed_[fed_];
+    } else if (SampleOne()) {
+      finished = true;
+      s.pending = next_;  // seen, not cached: counts in the full-cache bytes
+      s.memory.Report(LayerPointers(s.layers), s.tokens_seen());
+    }
+    if (!finished) {
+      // next_ goes through the model in this round's batch.
+      slot->token = next_;
+      slot->position = s.next_position();
+      slot->layers = LayerPointers(s.layers);
+      slot->mu = &s.mu;
+      return Next::kDecode;
+    }
   }
-  if (finished) Finish(finish_reason_);
-  return finished;
+  Finish(finish_reason_);
+  return Next::kDone;
+}
+
+void GenerateTask::Decoded(const at::Tensor& logits) {
+  Session& s = *o_.session;
+  logits_ = logits;
+  s.history.push_back(next_);
+  if (stage_ == Stage::kFeed && ++fed_ == feed_.size()) {
+    stage_ = Stage::kGenerate;
+    prefill_done_ = Clock::now();
+  }
+  s.memory.Report(LayerPointers(s.layers), s.tokens_seen());
 }
 
 void GenerateTask::Start() {
@@ -95,18 +114,6 @@ void GenerateTask::Start() {
   if (feed_.empty()) prefill_done_ = Clock::now();
 }
 
-void GenerateTask::FeedOne() {
-  Session& s = *o_.session;
-  const int32_t token = feed_[fed_++];
-  logits_ = context_->model->Decode(token, s.next_position(),
-                                    LayerPointers(s.layers));
-  s.history.push_back(token);
-  if (fed_ == feed_.size()) {
-    stage_ = Stage::kGenerate;
-    prefill_done_ = Clock::now();
-  }
-}
-
 bool GenerateTask::IsEos(int32_t token) const {
   const auto& stops = o_.input.stop_token_ids;
   if (std::find(stops.begin(), stops.end(), token) != stops.end()) return true;
@@ -115,8 +122,7 @@ bool GenerateTask::IsEos(int32_t token) const {
   return std::find(eos.begin(), eos.end(), token) != eos.end();
 }
 
-bool GenerateTask::GenerateOne() {
-  Session& s = *o_.session;
+bool GenerateTask::SampleOne() {
   const int32_t token = static_cast<int32_t>(sampler_.Sample(logits_));
   const Clock::time_point now = Clock::now();
   if (!output_.empty()) {
@@ -140,14 +146,8 @@ bool GenerateTask::GenerateOne() {
     finished = false;
   }
   o_.sink(std::move(event));
-  if (finished) {
-    s.pending = token;
-    return true;
-  }
-  logits_ = context_->model->Decode(token, s.next_position(),
-                                    LayerPointers(s.layers));
-  s.history.push_back(token);
-  return false;
+  next_ = token;
+  return finished;
 }
 
 void GenerateTask::Finish(const std::string& reason,

@@ -34,16 +34,18 @@ class GenerateTask final : public Task {
  public:
   GenerateTask(const EngineContext* context, GenerateTaskOptions options);
 
-  bool Step() override;
+  Next Step(DecodeSlot* slot) override;
+  void Decoded(const at::Tensor& logits) override;
   bool started() const override { return stage_ != Stage::kStart; }
   void Abort(const absl::Status& status) override;
 
  private:
   enum class Stage { kStart, kFeed, kGenerate };
 
-  void Start();        // REQUIRES: session mu held
-  void FeedOne();      // REQUIRES: session mu held
-  bool GenerateOne();  // REQUIRES: session mu held; true when finished
+  void Start();  // REQUIRES: session mu held
+  // Samples the next token from logits_ and streams it; true when that
+  // ends the request. REQUIRES: session mu held.
+  bool SampleOne();
   // Ends the request: the final result, or `error` after the same
   // bookkeeping (a deadline).
   void Finish(const std::string& reason,
@@ -57,6 +59,7 @@ class GenerateTask final : public Task {
   TextStream stream_;
   std::vector<int32_t> feed_;  // prompt tokens left to feed one by one
   size_t fed_ = 0;
+  int32_t next_ = 0;   // the token of the decode step in flight
   at::Tensor logits_;  // [V] for the next token
   std::vector<int32_t> output_;
   std::string finish_reason_;

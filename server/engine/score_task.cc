@@ -41,16 +41,16 @@ void ScoreTask::StartContinuation() {
   output_.scores.emplace_back();
 }
 
-bool ScoreTask::Step() {
+Task::Next ScoreTask::Step(DecodeSlot* slot) {
   if (o_.handle->cancelled()) {
     o_.done(absl::CancelledError("the request was cancelled"));
-    return true;
+    return Next::kDone;
   }
   if (o_.handle->expired(Clock::now())) {
     o_.done(absl::DeadlineExceededError(
         "the request ran past its deadline (the server's ceiling is "
         "max_deadline_s)"));
-    return true;
+    return Next::kDone;
   }
   started_ = true;
   if (index_ == 0 && output_.scores.size() == current_) StartContinuation();
@@ -65,9 +65,11 @@ bool ScoreTask::Step() {
   if (logits_.argmax().item<int64_t>() != token) result.is_greedy = false;
   ++index_;
   if (index_ < cont.size()) {
-    logits_ =
-        context_->model->Decode(token, position_++, LayerPointers(working_));
-    return false;
+    slot->token = token;
+    slot->position = position_++;
+    slot->layers = LayerPointers(working_);
+    slot->mu = nullptr;
+    return Next::kDecode;
   }
   // Tokens seen: the context and the whole continuation (its last token is
   // not fed to the cache).
@@ -75,11 +77,11 @@ bool ScoreTask::Step() {
   working_.clear();
   index_ = 0;
   ++current_;
-  if (current_ < o_.input.continuations.size()) return false;
+  if (current_ < o_.input.continuations.size()) return Next::kStepped;
   base_.clear();  // freed before the client hears the end
   memory_.Close();
   o_.done(std::move(output_));
-  return true;
+  return Next::kDone;
 }
 
 void ScoreTask::Abort(const absl::Status& status) { o_.done(status); }

@@ -30,7 +30,8 @@ class ScoreTask final : public Task {
  public:
   ScoreTask(const EngineContext* context, ScoreTaskOptions options);
 
-  bool Step() override;
+  Next Step(DecodeSlot* slot) override;
+  void Decoded(const at::Tensor& logits) override { logits_ = logits; }
   bool started() const override { return started_; }
   void Abort(const absl::Status& status) override;
 

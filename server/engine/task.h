@@ -2,15 +2,20 @@
 #ifndef COLDCOMPRESS_SERVER_ENGINE_TASK_H_
 #define COLDCOMPRESS_SERVER_ENGINE_TASK_H_
 
+#include <ATen/core/Tensor.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 
 namespace coldcompress {
 
+class CacheLayer;
 class LlamaModel;
 class PolicyRegistry;
 class SessionStore;
@@ -83,13 +88,34 @@ class CacheReservation {
   int64_t bytes_ = 0;
 };
 
+// One token of one sequence through the model: a decode step, or a prompt
+// token fed after the prefill. The scheduler runs every task's slot of a
+// round as one batched forward (LlamaModel::DecodeBatch).
+struct DecodeSlot {
+  int32_t token = 0;
+  int64_t position = 0;
+  std::vector<CacheLayer*> layers;
+  // Held by the scheduler around the forward and Decoded (the session's);
+  // nullptr when the caches are the task's own.
+  std::mutex* mu = nullptr;
+};
+
 class Task {
  public:
+  enum class Next {
+    kDone,     // delivered its final result or error; drop it
+    kStepped,  // ran a forward of its own (a prefill)
+    kDecode,   // `slot` holds a decode step; Decoded() gets its logits
+  };
+
   virtual ~Task() = default;
-  // Runs at most one model forward. Returns true when the task has delivered
-  // its final result or error and can be dropped.
-  virtual bool Step() = 0;
-  // True once the first step ran (false: still waiting).
+  // Runs the task up to its next decode step, running at most one forward
+  // of its own on the way.
+  virtual Next Step(DecodeSlot* slot) = 0;
+  // The logits [V] (float32) of the slot Step filled; the slot's mutex held.
+  virtual void Decoded(const at::Tensor& logits) = 0;
+  // True once the first step ran (false: still waiting; its first step is a
+  // prefill).
   virtual bool started() const = 0;
   // Ends the task at once with `status` (shutdown, internal errors).
   virtual void Abort(const absl::Status& status) = 0;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "policies/attention.h"
+#include "server/model/few_rows_linear.h"
 
 namespace coldcompress {
 namespace {
@@ -18,6 +19,8 @@ at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& w,
                   const at::Tensor& b) {
+  // Decode steps of one or a few sequences: the weights read once.
+  if (FewRowsLinearApplies(x, w)) return FewRowsLinear(x, w, b);
   if (x.numel() == x.size(-1)) {
     // One token (a decode step): a matrix-vector product. On the CPU,
     // at::linear sends a one-row input to GEMM, which reads the weights at
@@ -79,7 +82,12 @@ at::Tensor LlamaModel::Trunk(at::Tensor x, const at::Tensor& positions,
   const int64_t b = x.size(0), s = x.size(1);
   const int64_t hq = config_.num_heads, h = config_.num_kv_heads;
   const int64_t d = config_.head_dim;
-  const auto [cos, sin] = rope_.CosSin(positions, dtype_);  // [S, d]
+  auto [cos, sin] = rope_.CosSin(positions.reshape({-1}), dtype_);  // [., d]
+  if (positions.dim() == 2) {
+    // One row of positions per sequence: broadcast over the heads.
+    cos = cos.view({b, 1, s, d});
+    sin = sin.view({b, 1, s, d});
+  }
   for (int64_t i = 0; i < config_.num_layers; ++i) {
     const LayerWeights& l = weights_.layers[i];
     const at::Tensor hidden = RmsNorm(x, l.input_norm, config_.rms_norm_eps);
@@ -101,14 +109,19 @@ at::Tensor LlamaModel::Trunk(at::Tensor x, const at::Tensor& positions,
   return RmsNorm(x, weights_.norm, config_.rms_norm_eps);
 }
 
+void LlamaModel::EnterPhase(CpuPhase phase) const {
+  if (device_.is_cpu()) EnterCpuPhase(phase);
+}
+
 at::Tensor LlamaModel::LastLogits(const at::Tensor& hidden) const {
   // hidden: [1, S, D] -> logits of the last position [V]
   const at::Tensor last = hidden.select(0, 0).select(0, hidden.size(1) - 1);
-  return at::matmul(weights_.lm_head, last).to(at::kFloat);
+  return Linear(last, weights_.lm_head, {}).to(at::kFloat);
 }
 
 at::Tensor LlamaModel::Prefill(const std::vector<int32_t>& tokens,
                                std::span<CacheLayer* const> layers) {
+  EnterPhase(CpuPhase::kPrompt);
   const at::Tensor ids = TokenTensor(tokens, device_);
   const at::Tensor positions = at::arange(
       ids.size(0), at::TensorOptions().dtype(at::kLong).device(device_));
@@ -124,6 +137,7 @@ at::Tensor LlamaModel::Prefill(const std::vector<int32_t>& tokens,
 at::Tensor LlamaModel::Append(const std::vector<int32_t>& tokens,
                               int64_t first_position,
                               std::span<CacheLayer* const> layers) {
+  EnterPhase(CpuPhase::kPrompt);
   const at::Tensor ids = TokenTensor(tokens, device_);
   const at::Tensor positions =
       at::arange(first_position, first_position + ids.size(0),
@@ -139,6 +153,7 @@ at::Tensor LlamaModel::Append(const std::vector<int32_t>& tokens,
 
 at::Tensor LlamaModel::Decode(int64_t token, int64_t position,
                               std::span<CacheLayer* const> layers) {
+  EnterPhase(CpuPhase::kDecode);
   const at::Tensor ids = at::full(
       {1}, token, at::TensorOptions().dtype(at::kLong).device(device_));
   const at::Tensor positions = at::full(
@@ -154,7 +169,40 @@ at::Tensor LlamaModel::Decode(int64_t token, int64_t position,
                           }));
 }
 
+at::Tensor LlamaModel::DecodeBatch(std::span<const DecodeRow> rows) {
+  if (rows.size() == 1) {
+    const DecodeRow& r = rows[0];
+    return Decode(r.token, r.position, r.layers).unsqueeze(0);
+  }
+  EnterPhase(CpuPhase::kDecode);
+  const int64_t b = static_cast<int64_t>(rows.size());
+  std::vector<int64_t> ids(b), positions(b);
+  for (int64_t i = 0; i < b; ++i) {
+    ids[i] = rows[i].token;
+    positions[i] = rows[i].position;
+  }
+  const at::Tensor id_tensor = at::tensor(ids, at::kLong).to(device_);
+  const at::Tensor position_tensor =
+      at::tensor(positions, at::kLong).to(device_).view({b, 1});
+  const at::Tensor x = weights_.embed.index_select(0, id_tensor).unsqueeze(1);
+  const at::Tensor hidden =
+      Trunk(x, position_tensor,
+            [&](int64_t l, const at::Tensor& q, const at::Tensor& k,
+                const at::Tensor& v) {
+              std::vector<at::Tensor> outs;
+              outs.reserve(b);
+              for (int64_t i = 0; i < b; ++i) {
+                outs.push_back(rows[i].layers[l]->Decode(
+                    q[i], k[i], v[i], rows[i].position, rows[i].token));
+              }
+              return at::stack(outs);
+            });
+  // hidden: [B, 1, D] -> logits [B, V]
+  return Linear(hidden.select(1, 0), weights_.lm_head, {}).to(at::kFloat);
+}
+
 at::Tensor LlamaModel::Forward(const at::Tensor& tokens) const {
+  EnterPhase(CpuPhase::kPrompt);
   const at::Tensor ids = tokens.to(device_, at::kLong);
   const int64_t b = ids.size(0), s = ids.size(1);
   const at::Tensor positions =

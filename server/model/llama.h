@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "policies/cache_layer.h"
 #include "server/model/checkpoint.h"
+#include "server/model/few_rows_linear.h"
 #include "server/model/rope.h"
 
 namespace coldcompress {
@@ -47,6 +48,19 @@ class LlamaModel {
   at::Tensor Decode(int64_t token, int64_t position,
                     std::span<CacheLayer* const> layers);
 
+  // One step of a decode batch: `token` at `position` through the
+  // sequence's own caches.
+  struct DecodeRow {
+    int32_t token = 0;
+    int64_t position = 0;
+    std::span<CacheLayer* const> layers;
+  };
+  // A decode step of several sequences at once (continuous batching): one
+  // pass over the weights for every row, each row's attention over its own
+  // caches, whatever their policies and capacities. Returns logits [B, V] in
+  // float32; one row runs Decode, so a batch of one is exactly Decode.
+  at::Tensor DecodeBatch(std::span<const DecodeRow> rows);
+
   // Cache-free causal forward of a batch (training, checks).
   // tokens: [B, S] int64 at positions 0..S-1. Returns logits [B, S, V] in
   // the model dtype.
@@ -59,10 +73,11 @@ class LlamaModel {
                                const at::Tensor& k, const at::Tensor& v)>;
 
   // The transformer trunk: x [B, S, D] hidden states at `positions` [S]
-  // through every layer and the final norm.
+  // (shared by the rows) or [B, S] through every layer and the final norm.
   at::Tensor Trunk(at::Tensor x, const at::Tensor& positions,
                    const AttendFn& attend) const;
   at::Tensor LastLogits(const at::Tensor& hidden) const;
+  void EnterPhase(CpuPhase phase) const;  // the CPU's threads (CPU only)
 
   ModelConfig config_;
   ModelWeights weights_;

@@ -5,6 +5,8 @@
 //   cc-bench                       (about 100M parameters, 2k context)
 //   cc-bench --context 8192 --strategies full recent_global heavy_hitter \
 //     --cache_sizes 1024
+//   cc-bench --sessions 1 8        (continuous batching: N sessions decoded
+//                                   together, one pass over the weights)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -20,6 +22,7 @@
 #include "policies/layer_plan.h"
 #include "policies/registry.h"
 #include "server/engine/session.h"
+#include "server/model/few_rows_linear.h"
 #include "server/model/llama.h"
 #include "server/model/random_weights.h"
 
@@ -88,6 +91,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> strategies = {"full", "recent_global", "l2",
                                          "heavy_hitter"};
   std::vector<double> cache_sizes = {0.25};
+  std::vector<int> sessions = {1};
   app.add_option("--layers", layers);
   app.add_option("--hidden", hidden);
   app.add_option("--heads", heads);
@@ -101,9 +105,19 @@ int main(int argc, char** argv) {
   app.add_option("--cache_sizes", cache_sizes,
                  "per compressing strategy: fractions of the sequence (<= 1) "
                  "or token counts (> 1)");
-  app.add_option("--threads", threads, "intra-op threads (0: every core)");
+  app.add_option("--threads", threads,
+                 "threads of the decode steps' matrix products (0: every "
+                 "core), as the server's `threads`");
+  app.add_option("--sessions", sessions,
+                 "sessions decoded together in one batched step, each with "
+                 "its own cache (a row per count)")
+      ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
-  if (threads > 0) at::set_num_threads(threads);
+  if (threads <= 0)
+    threads =
+        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(1);  // as the server's scheduler does
+  coldcompress::SetFewRowsThreads(threads);
 
   ModelConfig c;
   c.architecture = "LlamaForCausalLM";
@@ -126,24 +140,24 @@ int main(int argc, char** argv) {
 
   std::printf(
       "model: %d layers, hidden %d, %d query / %d KV heads of %d, SwiGLU %d, "
-      "vocab %d: %.1fM parameters, float32; %d intra-op threads (matrix "
-      "products: BLAS's own)\n",
+      "vocab %d: %.1fM parameters, float32; decode matrix products on %d "
+      "threads, the prompt's on the BLAS's own\n",
       layers, hidden, heads, kv_heads, c.head_dim, intermediate, vocab,
-      params / 1e6, at::get_num_threads());
+      params / 1e6, threads);
   const double bandwidth = CopyBandwidth(int64_t{1} << 30, 5);
   std::printf(
       "memory bandwidth (copy of 1 GiB on %u threads, best of 5): %.1f GB/s\n",
       std::max(1u, std::thread::hardware_concurrency()), bandwidth / 1e9);
   std::printf(
       "prompt %lld tokens, then %lld greedy decode steps timed; a step reads "
-      "%.1f MB of weights and the cached K/V\n\n",
+      "%.1f MB of weights and every session's cached K/V\n\n",
       static_cast<long long>(context), static_cast<long long>(steps),
       weight_bytes / 1e6);
   std::printf(
-      "| strategy       | cache | cached tokens | K/V MB | decode tok/s | "
-      "roofline tok/s | of roofline |\n"
-      "|----------------|-------|---------------|--------|--------------|"
-      "----------------|-------------|\n");
+      "| strategy       | cache | sessions | cached tokens | K/V MB | "
+      "decode tok/s | roofline tok/s | of roofline |\n"
+      "|----------------|-------|----------|---------------|--------|"
+      "--------------|----------------|-------------|\n");
 
   const coldcompress::PolicyRegistry& registry =
       coldcompress::BuiltinRegistry();
@@ -181,33 +195,54 @@ int main(int argc, char** argv) {
           coldcompress::LayerPointers(*built);
       const int64_t n =
           coldcompress::PrefillLength(context, plan->MinCapacity(), spec);
-      at::Tensor logits = model.Prefill(
+      at::Tensor prompt_logits = model.Prefill(
           std::vector<int32_t>(prompt.begin(), prompt.begin() + n), cache);
-      int64_t position = n;
       for (int64_t i = n; i < context; ++i)
-        logits = model.Decode(prompt[i], position++, cache);
-      // Timed: greedy decoding, as the server does it.
-      const auto t0 = Clock::now();
-      for (int64_t i = 0; i < steps; ++i) {
-        const int64_t token = logits.argmax().item<int64_t>();
-        logits = model.Decode(token, position++, cache);
+        prompt_logits = model.Decode(prompt[i], i, cache);
+      for (const int batch : sessions) {
+        // Every session starts from a copy of the prompt's caches.
+        std::vector<std::vector<std::unique_ptr<CacheLayer>>> copies(batch);
+        std::vector<std::vector<CacheLayer*>> pointers(batch);
+        for (int b = 0; b < batch; ++b) {
+          for (const auto& layer : *built) copies[b].push_back(layer->Clone());
+          pointers[b] = coldcompress::LayerPointers(copies[b]);
+        }
+        at::Tensor logits = prompt_logits.unsqueeze(0).expand({batch, -1});
+        int64_t position = context;
+        // Timed: greedy decoding, as the server's scheduler does it.
+        const auto t0 = Clock::now();
+        for (int64_t i = 0; i < steps; ++i) {
+          const at::Tensor tokens = logits.argmax(-1);
+          std::vector<LlamaModel::DecodeRow> rows(batch);
+          for (int b = 0; b < batch; ++b) {
+            rows[b].token = static_cast<int32_t>(tokens[b].item<int64_t>());
+            rows[b].position = position;
+            rows[b].layers = pointers[b];
+          }
+          logits = model.DecodeBatch(rows);
+          ++position;
+        }
+        const double tokens_per_s = batch * steps / Seconds(t0);
+        // K/V of the tokens in one session's cache at the last step, every
+        // layer; a step reads the weights once and every session's K/V.
+        int64_t cached_tokens = 0;
+        for (const auto& layer : plan->layers)
+          cached_tokens += std::min<int64_t>(layer.capacity, position - 1);
+        const int64_t kv_bytes = cached_tokens * kv_bytes_per_token;
+        const double roofline =
+            batch * bandwidth /
+            static_cast<double>(weight_bytes + batch * kv_bytes);
+        char cache_label[32] = "-";
+        if (!full) std::snprintf(cache_label, sizeof(cache_label), "%g", size);
+        std::printf(
+            "| %-14s | %5s | %8d | %13lld | %6.1f | %12.1f | %14.1f | "
+            "%10.1f%% |\n",
+            strategy.c_str(), cache_label, batch,
+            static_cast<long long>(cached_tokens / layers),
+            batch * kv_bytes / 1e6, tokens_per_s, roofline,
+            100 * tokens_per_s / roofline);
+        std::fflush(stdout);
       }
-      const double tokens_per_s = steps / Seconds(t0);
-      // K/V of the tokens in the cache at the last step, every layer.
-      int64_t cached_tokens = 0;
-      for (const auto& layer : plan->layers)
-        cached_tokens += std::min<int64_t>(layer.capacity, position - 1);
-      const int64_t kv_bytes = cached_tokens * kv_bytes_per_token;
-      const double roofline =
-          bandwidth / static_cast<double>(weight_bytes + kv_bytes);
-      char cache_label[32] = "-";
-      if (!full) std::snprintf(cache_label, sizeof(cache_label), "%g", size);
-      std::printf(
-          "| %-14s | %5s | %13lld | %6.1f | %12.1f | %14.1f | %10.1f%% |\n",
-          strategy.c_str(), cache_label,
-          static_cast<long long>(cached_tokens / layers), kv_bytes / 1e6,
-          tokens_per_s, roofline, 100 * tokens_per_s / roofline);
-      std::fflush(stdout);
     }
   }
   return 0;

@@ -29,15 +29,6 @@ namespace {
 
 constexpr char kPrometheus[] = "/usr/bin/prometheus";
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') {
-    ADD_FAILURE() << name << " is unset (ctest sets it)";
-    return "";
-  }
-  return v;
-}
-
 fs::path TempDir(const std::string& stem) {
   static int counter = 0;
   fs::path dir =
@@ -75,6 +66,15 @@ std::string ReadFile(const fs::path& path) {
 }
 
 }  // namespace
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') {
+    ADD_FAILURE() << name << " is unset (ctest sets it)";
+    return "";
+  }
+  return v;
+}
 
 int FreePort() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -93,6 +93,10 @@ struct CommandResult {
 // Runs `argv` (argv[0] a path) to completion, stdout and stderr captured.
 CommandResult RunCommand(const std::vector<std::string>& argv);
 
+// The environment variable `name`; a test failure when unset (ctest sets
+// the binaries' paths).
+std::string Env(const char* name);
+
 // $COLDCOMPRESS_CLIENT_BIN followed by `args`.
 CommandResult RunClient(const std::vector<std::string>& args);
 
