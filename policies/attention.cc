@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include "policies/cpu_kernels.h"
+
 // LibTorch 2.x has the fused kernel (flash / memory-efficient attention on
 // GPUs); Debian's 1.13 does not.
 #if __has_include(<ATen/ops/scaled_dot_product_attention.h>)
@@ -17,6 +19,21 @@ namespace {
 // matrix at [Hq, kQueryChunk, Sk] for long prompts.
 constexpr int64_t kQueryChunk = 512;
 
+// A decode step's attention (one query position) on the CPU in float32
+// goes to the few-rows kernels: each head's K and V read once, on every
+// core, without the BLAS's packing copies.
+bool OneQueryKernels(const at::Tensor& q, const at::Tensor& k,
+                     const at::Tensor& v) {
+  const int64_t d = q.size(3);
+  auto heads_contiguous = [&](const at::Tensor& t) {
+    return t.scalar_type() == at::kFloat && t.device().is_cpu() &&
+           t.stride(2) == 1 && t.stride(1) == d && !t.requires_grad();
+  };
+  return q.size(2) == 1 && q.size(1) <= 8 && q.scalar_type() == at::kFloat &&
+         q.device().is_cpu() && !q.requires_grad() && heads_contiguous(k) &&
+         heads_contiguous(v) && CpuKernelsAvailable();
+}
+
 // Attention of the queries [H, G, Sq, d] over keys [H, Sk, d]; returns the
 // output [H, G, Sq, d] and the full probabilities [H, G, Sq, Sk].
 std::pair<at::Tensor, at::Tensor> AttendGrouped(const at::Tensor& q,
@@ -26,15 +43,32 @@ std::pair<at::Tensor, at::Tensor> AttendGrouped(const at::Tensor& q,
   const int64_t h = q.size(0), g = q.size(1), sq = q.size(2), d = q.size(3);
   const int64_t sk = k.size(1);
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  const bool kernels = OneQueryKernels(q, k, v);
   // scores: [H, G*Sq, Sk]
-  at::Tensor scores = at::bmm(q.reshape({h, g * sq, d}), k.transpose(1, 2));
+  at::Tensor scores;
+  if (kernels) {
+    std::vector<at::Tensor> heads;
+    for (int64_t i = 0; i < h; ++i)
+      heads.push_back(FewRowsLinear(q[i].view({g, d}), k[i], {}));
+    scores = at::stack(heads);
+  } else {
+    scores = at::bmm(q.reshape({h, g * sq, d}), k.transpose(1, 2));
+  }
   scores = scores.view({h, g, sq, sk})
                .to(AccumulationDtype(q.scalar_type()))
                .mul_(scale);
   scores.masked_fill_(mask.logical_not().unsqueeze(1),
                       -std::numeric_limits<float>::infinity());
   at::Tensor probs = at::softmax(scores, -1).to(q.scalar_type());
-  at::Tensor out = at::bmm(probs.view({h, g * sq, sk}), v).view({h, g, sq, d});
+  at::Tensor out;
+  if (kernels) {
+    std::vector<at::Tensor> heads;
+    for (int64_t i = 0; i < h; ++i)
+      heads.push_back(FewRowsMatmul(probs[i].view({g, sk}), v[i]));
+    out = at::stack(heads).view({h, g, sq, d});
+  } else {
+    out = at::bmm(probs.view({h, g * sq, sk}), v).view({h, g, sq, d});
+  }
   return {out, probs};
 }
 

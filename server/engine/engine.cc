@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "server/model/few_rows_linear.h"
+#include "policies/cpu_kernels.h"
 #include "server/tokenizer/token_classes.h"
 
 namespace coldcompress {

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "policies/attention.h"
-#include "server/model/few_rows_linear.h"
+#include "policies/cpu_kernels.h"
 
 namespace coldcompress {
 namespace {

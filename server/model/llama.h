@@ -15,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "policies/cache_layer.h"
 #include "server/model/checkpoint.h"
-#include "server/model/few_rows_linear.h"
+#include "policies/cpu_kernels.h"
 #include "server/model/rope.h"
 
 namespace coldcompress {

@@ -22,7 +22,7 @@
 #include "policies/layer_plan.h"
 #include "policies/registry.h"
 #include "server/engine/session.h"
-#include "server/model/few_rows_linear.h"
+#include "policies/cpu_kernels.h"
 #include "server/model/llama.h"
 #include "server/model/random_weights.h"
 

@@ -1,4 +1,4 @@
-#include "server/model/few_rows_linear.h"
+#include "policies/cpu_kernels.h"
 
 #include <dlfcn.h>
 
@@ -14,13 +14,13 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-#define COLDCOMPRESS_FEW_ROWS_AVX2 1
+#define COLDCOMPRESS_CPU_KERNELS_AVX2 1
 #endif
 
 namespace coldcompress {
 namespace {
 
-#ifdef COLDCOMPRESS_FEW_ROWS_AVX2
+#ifdef COLDCOMPRESS_CPU_KERNELS_AVX2
 
 #define AVX2_FMA __attribute__((target("avx2,fma")))
 
@@ -80,13 +80,36 @@ constexpr RowsFn kRows[] = {Rows<1>, Rows<2>, Rows<3>, Rows<4>,
                             Rows<5>, Rows<6>, Rows<7>, Rows<8>};
 constexpr int64_t kPassRows = 8;  // input rows per pass over the weights
 
+// acc[b, :] += sum over k in [begin, end) of x[b, k] * w[k, :], in k order:
+// x [B, K] with row stride x_stride, w [K, D] rows contiguous.
+template <int B>
+AVX2_FMA void AccumulateRows(const float* __restrict x, int64_t x_stride,
+                             const float* __restrict w, int64_t d_size,
+                             int64_t begin, int64_t end,
+                             float* __restrict acc) {
+  for (int64_t k = begin; k < end; ++k) {
+    const float* row = w + k * d_size;
+    for (int b = 0; b < B; ++b) {
+      const float xb = x[b * x_stride + k];
+      float* a = acc + b * d_size;
+      for (int64_t j = 0; j < d_size; ++j) a[j] += xb * row[j];
+    }
+  }
+}
+
+using AccumulateFn = void (*)(const float*, int64_t, const float*, int64_t,
+                              int64_t, int64_t, float*);
+constexpr AccumulateFn kAccumulate[] = {
+    AccumulateRows<1>, AccumulateRows<2>, AccumulateRows<3>, AccumulateRows<4>,
+    AccumulateRows<5>, AccumulateRows<6>, AccumulateRows<7>, AccumulateRows<8>};
+
 bool CpuHasAvx2Fma() {
   static const bool yes =
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return yes;
 }
 
-#endif  // COLDCOMPRESS_FEW_ROWS_AVX2
+#endif  // COLDCOMPRESS_CPU_KERNELS_AVX2
 
 // Helper threads for the kernel, apart from ATen's intra-op pool: with
 // ATen's OpenMP pool at two threads, the many small operations of a decode
@@ -102,12 +125,20 @@ class RowPool {
 
   void SetThreads(int n) { threads_.store(std::max(1, n)); }
 
-  void Run(int64_t n, int64_t grain,
-           const std::function<void(int64_t, int64_t)>& fn) {
-    const int64_t parts = std::clamp<int64_t>(n / std::max<int64_t>(1, grain),
-                                              1, threads_.load());
+  using Job = std::function<void(int64_t part, int64_t begin, int64_t end)>;
+
+  // The number of parts Run splits n items of `grain` into.
+  int64_t Parts(int64_t n, int64_t grain) const {
+    return std::clamp<int64_t>(n / std::max<int64_t>(1, grain), 1,
+                               threads_.load());
+  }
+
+  // fn(part, begin, end) for each of Parts(n, grain) contiguous parts of
+  // [0, n); returns when all are done.
+  void Run(int64_t n, int64_t grain, const Job& fn) {
+    const int64_t parts = Parts(n, grain);
     if (parts == 1) {
-      fn(0, n);
+      fn(0, 0, n);
       return;
     }
     // One job at a time (two engines in a process share the helpers).
@@ -124,7 +155,7 @@ class RowPool {
     generation_.fetch_add(1);
     lock.unlock();
     wake_.notify_all();
-    fn(0, n / parts);
+    fn(0, 0, n / parts);
     // The helpers' parts take about as long as ours: spin a little first.
     for (int i = 0; i < kSpins && pending_.load() != 0; ++i) Pause();
     lock.lock();
@@ -138,7 +169,7 @@ class RowPool {
             std::max(1u, std::thread::hardware_concurrency()))) {}
 
   static void Pause() {
-#ifdef COLDCOMPRESS_FEW_ROWS_AVX2
+#ifdef COLDCOMPRESS_CPU_KERNELS_AVX2
     _mm_pause();
 #endif
   }
@@ -157,7 +188,7 @@ class RowPool {
       const auto* job = job_;
       const int64_t begin = n_ * part / parts_, end = n_ * (part + 1) / parts_;
       lock.unlock();
-      (*job)(begin, end);
+      (*job)(part, begin, end);
       if (pending_.fetch_sub(1) == 1) {
         lock.lock();  // the caller checks pending_ under the lock
         done_.notify_one();
@@ -172,7 +203,7 @@ class RowPool {
   std::mutex mu_;
   std::condition_variable wake_, done_;
   std::vector<std::thread> helpers_;
-  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
+  const Job* job_ = nullptr;
   int64_t n_ = 0, parts_ = 0;
   std::atomic<int64_t> pending_{0};
   std::atomic<uint64_t> generation_{0};
@@ -202,8 +233,57 @@ void EnterCpuPhase(CpuPhase phase) {
   blas->set(phase == CpuPhase::kDecode ? 1 : blas->prompt_threads);
 }
 
+bool CpuKernelsAvailable() {
+#ifdef COLDCOMPRESS_CPU_KERNELS_AVX2
+  return CpuHasAvx2Fma();
+#else
+  return false;
+#endif
+}
+
+bool FewRowsMatmulApplies(const at::Tensor& x, const at::Tensor& w) {
+#ifdef COLDCOMPRESS_CPU_KERNELS_AVX2
+  return CpuHasAvx2Fma() && x.device().is_cpu() && w.device().is_cpu() &&
+         x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
+         x.dim() == 2 && w.dim() == 2 && w.is_contiguous() &&
+         x.stride(1) == 1 && x.size(1) == w.size(0) && x.size(0) >= 1 &&
+         x.size(0) <= kPassRows && !x.requires_grad() && !w.requires_grad();
+#else
+  (void)x;
+  (void)w;
+  return false;
+#endif
+}
+
+at::Tensor FewRowsMatmul(const at::Tensor& x, const at::Tensor& w) {
+#ifdef COLDCOMPRESS_CPU_KERNELS_AVX2
+  const int64_t rows = x.size(0), k_size = w.size(0), d_size = w.size(1);
+  // At least 64k weights per part, as FewRowsLinear; each part sums its
+  // rows of w into a partial result of its own, added in part order.
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / d_size);
+  RowPool& pool = RowPool::Get();
+  const int64_t parts = pool.Parts(k_size, grain);
+  at::Tensor partial = at::zeros({parts, rows, d_size}, w.options());
+  const float* xp = x.data_ptr<float>();
+  const float* wp = w.data_ptr<float>();
+  float* pp = partial.data_ptr<float>();
+  const AccumulateFn accumulate = kAccumulate[rows - 1];
+  pool.Run(k_size, grain, [&](int64_t part, int64_t begin, int64_t end) {
+    accumulate(xp, x.stride(0), wp, d_size, begin, end,
+               pp + part * rows * d_size);
+  });
+  at::Tensor y = partial[0];
+  for (int64_t p = 1; p < parts; ++p) y.add_(partial[p]);
+  return y;
+#else
+  (void)x;
+  (void)w;
+  TORCH_CHECK(false, "FewRowsMatmul: not built for this CPU");
+#endif
+}
+
 bool FewRowsLinearApplies(const at::Tensor& x, const at::Tensor& w) {
-#ifdef COLDCOMPRESS_FEW_ROWS_AVX2
+#ifdef COLDCOMPRESS_CPU_KERNELS_AVX2
   return CpuHasAvx2Fma() && x.device().is_cpu() && w.device().is_cpu() &&
          x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
          w.dim() == 2 && w.is_contiguous() && x.dim() >= 1 &&
@@ -219,7 +299,7 @@ bool FewRowsLinearApplies(const at::Tensor& x, const at::Tensor& w) {
 
 at::Tensor FewRowsLinear(const at::Tensor& x, const at::Tensor& w,
                          const at::Tensor& b) {
-#ifdef COLDCOMPRESS_FEW_ROWS_AVX2
+#ifdef COLDCOMPRESS_CPU_KERNELS_AVX2
   const int64_t k_size = w.size(1), n_size = w.size(0);
   const at::Tensor xs = x.reshape({-1, k_size}).contiguous();
   const int64_t rows = xs.size(0);
@@ -234,7 +314,7 @@ at::Tensor FewRowsLinear(const at::Tensor& x, const at::Tensor& w,
     const RowsFn rows_fn = kRows[count - 1];
     const float* xp = xs.data_ptr<float>() + first * k_size;
     float* out = yp + first * n_size;
-    RowPool::Get().Run(n_size, grain, [&](int64_t begin, int64_t end) {
+    RowPool::Get().Run(n_size, grain, [&](int64_t, int64_t begin, int64_t end) {
       rows_fn(wp, xp, out, k_size, n_size, begin, end);
     });
   }

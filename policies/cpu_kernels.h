@@ -1,0 +1,61 @@
+// The matrix products of decode steps on the CPU in float32, for a few rows
+// of input (one or a few sequences, or the query heads of a KV head):
+// y = x w^T over the weights or an attention head's keys (FewRowsLinear),
+// and y = x w over a head's values (FewRowsMatmul). Each reads its matrix
+// once for all the rows, split over this file's own threads.
+//
+// BLAS GEMM packs its operand into buffers before multiplying, which for a
+// few rows doubles the memory traffic: OpenBLAS multiplies 8 rows by a 100M
+// parameter model at 10 GB/s of weights, a third of its GEMV speed.
+//
+// FewRowsLinear sums each output element in the same order whatever the
+// number of rows or threads, so a sequence decoded in a batch gets exactly
+// the logits it gets alone (attention is per sequence either way).
+#ifndef COLDCOMPRESS_POLICIES_CPU_KERNELS_H_
+#define COLDCOMPRESS_POLICIES_CPU_KERNELS_H_
+
+#include <ATen/ATen.h>
+
+namespace coldcompress {
+
+// Whether this build and CPU have the kernels below (x86-64 with AVX2 and
+// FMA); without them every *Applies is false.
+bool CpuKernelsAvailable();
+
+// Inputs with at most this many rows go to FewRowsLinear.
+inline constexpr int64_t kFewRowsMax = 32;
+
+// True when FewRowsLinear takes x [.., K] and w [N, K]: float32 on the CPU,
+// w contiguous, at most kFewRowsMax rows in x, no autograd.
+bool FewRowsLinearApplies(const at::Tensor& x, const at::Tensor& w);
+
+// What the CPU's threads do next. kDecode: decode steps, whose matrix
+// products run here on these kernels' threads while the BLAS (what little
+// of a step still goes to it) runs on one thread, as OpenBLAS's idle helpers
+// spin and would take the cores from the kernels. kPrompt: prompts, whose
+// products go to the BLAS on all its threads. Switches only on a change; a
+// no-op without OpenBLAS.
+enum class CpuPhase { kPrompt, kDecode };
+void EnterCpuPhase(CpuPhase phase);
+
+// Threads the kernel splits its work over (default: every core); its own
+// helpers, not ATen's intra-op pool.
+void SetFewRowsThreads(int threads);
+
+// True when FewRowsMatmul takes x [B, K] (rows contiguous) and w [K, D]:
+// float32 on the CPU, w contiguous, 1 <= B <= 8, no autograd.
+bool FewRowsMatmulApplies(const at::Tensor& x, const at::Tensor& w);
+
+// x [B, K], w [K, D] -> x w [B, D]: w streamed once, its rows split over the
+// threads, each thread's sum added in order (the same result for the same
+// thread count). REQUIRES: FewRowsMatmulApplies(x, w).
+at::Tensor FewRowsMatmul(const at::Tensor& x, const at::Tensor& w);
+
+// x [.., K], w [N, K], b [N] or undefined -> [.., N].
+// REQUIRES: FewRowsLinearApplies(x, w).
+at::Tensor FewRowsLinear(const at::Tensor& x, const at::Tensor& w,
+                         const at::Tensor& b);
+
+}  // namespace coldcompress
+
+#endif  // COLDCOMPRESS_POLICIES_CPU_KERNELS_H_
