@@ -85,6 +85,52 @@ absl::StatusOr<Range> ParseRange(const YAML::Node& node,
   return r;
 }
 
+// Entry i of `mix`, `at` naming it in errors ("file: mix[i]").
+absl::StatusOr<MixEntry> ParseMixEntry(const YAML::Node& node,
+                                       const std::string& at, size_t i) {
+  if (!node.IsMap()) return absl::InvalidArgumentError(at + ": not a mapping");
+  MixEntry entry;
+  for (const auto& field : node) {
+    const std::string f = field.first.as<std::string>();
+    const std::string where = absl::StrCat(at, ".", f);
+    try {
+      if (f == "name") {
+        entry.name = field.second.as<std::string>();
+      } else if (f == "weight") {
+        entry.weight = field.second.as<double>();
+        if (!(entry.weight > 0) || !std::isfinite(entry.weight))
+          return absl::InvalidArgumentError(where + ": must be > 0");
+      } else if (f == "cache") {
+        google::protobuf::util::JsonParseOptions options;
+        const auto st = google::protobuf::util::JsonStringToMessage(
+            ToJson(field.second).dump(), &entry.cache, options);
+        if (!st.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, ": not a CachePolicy (", st.ToString(), ")"));
+        }
+      } else if (f == "prompt_tokens" || f == "output_tokens") {
+        absl::StatusOr<Range> r = ParseRange(field.second, where);
+        if (!r.ok()) return r.status();
+        (f == "prompt_tokens" ? entry.prompt_tokens : entry.output_tokens) = *r;
+      } else {
+        return absl::InvalidArgumentError(where + ": unknown key");
+      }
+    } catch (const YAML::Exception&) {
+      return absl::InvalidArgumentError(where + ": a value of the wrong type");
+    }
+  }
+  if (entry.prompt_tokens.lo == 0 || entry.output_tokens.lo == 0) {
+    return absl::InvalidArgumentError(
+        at + ": prompt_tokens and output_tokens are required");
+  }
+  if (entry.name.empty()) {
+    entry.name = entry.cache.config_name().empty()
+                     ? absl::StrCat("mix[", i, "]")
+                     : entry.cache.config_name();
+  }
+  return entry;
+}
+
 // Mean, median, std, p50, p90, p99 of `values` in ms, as `<stat>_<name>_ms`.
 void AddStats(json& out, const std::string& name,
               const std::vector<double>& seconds) {
@@ -210,47 +256,10 @@ absl::StatusOr<LoadConfig> ParseLoadConfig(const std::string& yaml,
               "output_tokens}");
         }
         for (size_t i = 0; i < kv.second.size(); ++i) {
-          const YAML::Node& e = kv.second[i];
-          const std::string at = absl::StrCat(where, "[", i, "]");
-          if (!e.IsMap())
-            return absl::InvalidArgumentError(at + ": not a mapping");
-          MixEntry entry;
-          for (const auto& field : e) {
-            const std::string f = field.first.as<std::string>();
-            const std::string fat = absl::StrCat(at, ".", f);
-            if (f == "name") {
-              entry.name = field.second.as<std::string>();
-            } else if (f == "weight") {
-              entry.weight = field.second.as<double>();
-              if (!(entry.weight > 0) || !std::isfinite(entry.weight))
-                return absl::InvalidArgumentError(fat + ": must be > 0");
-            } else if (f == "cache") {
-              google::protobuf::util::JsonParseOptions options;
-              const auto st = google::protobuf::util::JsonStringToMessage(
-                  ToJson(field.second).dump(), &entry.cache, options);
-              if (!st.ok()) {
-                return absl::InvalidArgumentError(absl::StrCat(
-                    fat, ": not a CachePolicy (", st.ToString(), ")"));
-              }
-            } else if (f == "prompt_tokens" || f == "output_tokens") {
-              absl::StatusOr<Range> r = ParseRange(field.second, fat);
-              if (!r.ok()) return r.status();
-              (f == "prompt_tokens" ? entry.prompt_tokens
-                                    : entry.output_tokens) = *r;
-            } else {
-              return absl::InvalidArgumentError(fat + ": unknown key");
-            }
-          }
-          if (entry.prompt_tokens.lo == 0 || entry.output_tokens.lo == 0) {
-            return absl::InvalidArgumentError(
-                at + ": prompt_tokens and output_tokens are required");
-          }
-          if (entry.name.empty()) {
-            entry.name = entry.cache.config_name().empty()
-                             ? absl::StrCat("mix[", i, "]")
-                             : entry.cache.config_name();
-          }
-          config.mix.push_back(std::move(entry));
+          absl::StatusOr<MixEntry> entry =
+              ParseMixEntry(kv.second[i], absl::StrCat(where, "[", i, "]"), i);
+          if (!entry.ok()) return entry.status();
+          config.mix.push_back(*std::move(entry));
         }
       } else {
         return absl::InvalidArgumentError(where + ": unknown key");

@@ -26,12 +26,10 @@ bool OneQueryKernels(const at::Tensor& q, const at::Tensor& k,
                      const at::Tensor& v) {
   const int64_t d = q.size(3);
   auto heads_contiguous = [&](const at::Tensor& t) {
-    return t.scalar_type() == at::kFloat && t.device().is_cpu() &&
-           t.stride(2) == 1 && t.stride(1) == d && !t.requires_grad();
+    return CpuKernelOperand(t) && t.stride(2) == 1 && t.stride(1) == d;
   };
-  return q.size(2) == 1 && q.size(1) <= 8 && q.scalar_type() == at::kFloat &&
-         q.device().is_cpu() && !q.requires_grad() && heads_contiguous(k) &&
-         heads_contiguous(v) && CpuKernelsAvailable();
+  return q.size(2) == 1 && q.size(1) <= 8 && CpuKernelOperand(q) &&
+         heads_contiguous(k) && heads_contiguous(v);
 }
 
 // Attention of the queries [H, G, Sq, d] over keys [H, Sk, d]; returns the

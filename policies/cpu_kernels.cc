@@ -233,24 +233,12 @@ void EnterCpuPhase(CpuPhase phase) {
   blas->set(phase == CpuPhase::kDecode ? 1 : blas->prompt_threads);
 }
 
-bool CpuKernelsAvailable() {
+bool CpuKernelOperand(const at::Tensor& t) {
 #ifdef COLDCOMPRESS_CPU_KERNELS_AVX2
-  return CpuHasAvx2Fma();
+  return CpuHasAvx2Fma() && t.device().is_cpu() &&
+         t.scalar_type() == at::kFloat && !t.requires_grad();
 #else
-  return false;
-#endif
-}
-
-bool FewRowsMatmulApplies(const at::Tensor& x, const at::Tensor& w) {
-#ifdef COLDCOMPRESS_CPU_KERNELS_AVX2
-  return CpuHasAvx2Fma() && x.device().is_cpu() && w.device().is_cpu() &&
-         x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
-         x.dim() == 2 && w.dim() == 2 && w.is_contiguous() &&
-         x.stride(1) == 1 && x.size(1) == w.size(0) && x.size(0) >= 1 &&
-         x.size(0) <= kPassRows && !x.requires_grad() && !w.requires_grad();
-#else
-  (void)x;
-  (void)w;
+  (void)t;
   return false;
 #endif
 }
@@ -283,18 +271,9 @@ at::Tensor FewRowsMatmul(const at::Tensor& x, const at::Tensor& w) {
 }
 
 bool FewRowsLinearApplies(const at::Tensor& x, const at::Tensor& w) {
-#ifdef COLDCOMPRESS_CPU_KERNELS_AVX2
-  return CpuHasAvx2Fma() && x.device().is_cpu() && w.device().is_cpu() &&
-         x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
-         w.dim() == 2 && w.is_contiguous() && x.dim() >= 1 &&
-         x.size(-1) == w.size(1) && x.numel() > 0 &&
-         x.numel() / x.size(-1) <= kFewRowsMax && !x.requires_grad() &&
-         !w.requires_grad();
-#else
-  (void)x;
-  (void)w;
-  return false;
-#endif
+  return CpuKernelOperand(x) && CpuKernelOperand(w) && w.dim() == 2 &&
+         w.is_contiguous() && x.dim() >= 1 && x.size(-1) == w.size(1) &&
+         x.numel() > 0 && x.numel() / x.size(-1) <= kFewRowsMax;
 }
 
 at::Tensor FewRowsLinear(const at::Tensor& x, const at::Tensor& w,

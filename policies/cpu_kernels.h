@@ -18,9 +18,9 @@
 
 namespace coldcompress {
 
-// Whether this build and CPU have the kernels below (x86-64 with AVX2 and
-// FMA); without them every *Applies is false.
-bool CpuKernelsAvailable();
+// True when `t` can go to the kernels below: float32 on the CPU, no
+// autograd, and a build and CPU that have them (x86-64 with AVX2 and FMA).
+bool CpuKernelOperand(const at::Tensor& t);
 
 // Inputs with at most this many rows go to FewRowsLinear.
 inline constexpr int64_t kFewRowsMax = 32;
@@ -42,13 +42,10 @@ void EnterCpuPhase(CpuPhase phase);
 // helpers, not ATen's intra-op pool.
 void SetFewRowsThreads(int threads);
 
-// True when FewRowsMatmul takes x [B, K] (rows contiguous) and w [K, D]:
-// float32 on the CPU, w contiguous, 1 <= B <= 8, no autograd.
-bool FewRowsMatmulApplies(const at::Tensor& x, const at::Tensor& w);
-
 // x [B, K], w [K, D] -> x w [B, D]: w streamed once, its rows split over the
 // threads, each thread's sum added in order (the same result for the same
-// thread count). REQUIRES: FewRowsMatmulApplies(x, w).
+// thread count). REQUIRES: CpuKernelOperand of both, w contiguous, x's rows
+// contiguous, 1 <= B <= 8.
 at::Tensor FewRowsMatmul(const at::Tensor& x, const at::Tensor& w);
 
 // x [.., K], w [N, K], b [N] or undefined -> [.., N].

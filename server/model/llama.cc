@@ -153,35 +153,20 @@ at::Tensor LlamaModel::Append(const std::vector<int32_t>& tokens,
 
 at::Tensor LlamaModel::Decode(int64_t token, int64_t position,
                               std::span<CacheLayer* const> layers) {
-  EnterPhase(CpuPhase::kDecode);
-  const at::Tensor ids = at::full(
-      {1}, token, at::TensorOptions().dtype(at::kLong).device(device_));
-  const at::Tensor positions = at::full(
-      {1}, position, at::TensorOptions().dtype(at::kLong).device(device_));
-  const at::Tensor x = weights_.embed.index_select(0, ids).unsqueeze(0);
-  return LastLogits(Trunk(x, positions,
-                          [&](int64_t l, const at::Tensor& q,
-                              const at::Tensor& k, const at::Tensor& v) {
-                            return layers[l]
-                                ->Decode(q[0], k[0], v[0], position,
-                                         static_cast<int32_t>(token))
-                                .unsqueeze(0);
-                          }));
+  const DecodeRow row{static_cast<int32_t>(token), position, layers};
+  return DecodeBatch({&row, 1})[0];
 }
 
 at::Tensor LlamaModel::DecodeBatch(std::span<const DecodeRow> rows) {
-  if (rows.size() == 1) {
-    const DecodeRow& r = rows[0];
-    return Decode(r.token, r.position, r.layers).unsqueeze(0);
-  }
   EnterPhase(CpuPhase::kDecode);
   const int64_t b = static_cast<int64_t>(rows.size());
-  std::vector<int64_t> ids(b), positions(b);
+  std::vector<int32_t> ids(b);
+  std::vector<int64_t> positions(b);
   for (int64_t i = 0; i < b; ++i) {
     ids[i] = rows[i].token;
     positions[i] = rows[i].position;
   }
-  const at::Tensor id_tensor = at::tensor(ids, at::kLong).to(device_);
+  const at::Tensor id_tensor = TokenTensor(ids, device_);
   const at::Tensor position_tensor =
       at::tensor(positions, at::kLong).to(device_).view({b, 1});
   const at::Tensor x = weights_.embed.index_select(0, id_tensor).unsqueeze(1);

@@ -14,8 +14,8 @@
 
 #include "absl/status/statusor.h"
 #include "policies/cache_layer.h"
-#include "server/model/checkpoint.h"
 #include "policies/cpu_kernels.h"
+#include "server/model/checkpoint.h"
 #include "server/model/rope.h"
 
 namespace coldcompress {
@@ -44,7 +44,8 @@ class LlamaModel {
   at::Tensor Append(const std::vector<int32_t>& tokens, int64_t first_position,
                     std::span<CacheLayer* const> layers);
 
-  // One token at `position` (policies.md 1.3). Returns logits [V] float32.
+  // One token at `position` (policies.md 1.3): a batch of one row.
+  // Returns logits [V] float32.
   at::Tensor Decode(int64_t token, int64_t position,
                     std::span<CacheLayer* const> layers);
 
@@ -58,7 +59,7 @@ class LlamaModel {
   // A decode step of several sequences at once (continuous batching): one
   // pass over the weights for every row, each row's attention over its own
   // caches, whatever their policies and capacities. Returns logits [B, V] in
-  // float32; one row runs Decode, so a batch of one is exactly Decode.
+  // float32.
   at::Tensor DecodeBatch(std::span<const DecodeRow> rows);
 
   // Cache-free causal forward of a batch (training, checks).

@@ -19,10 +19,10 @@
 #include <thread>
 #include <vector>
 
+#include "policies/cpu_kernels.h"
 #include "policies/layer_plan.h"
 #include "policies/registry.h"
 #include "server/engine/session.h"
-#include "policies/cpu_kernels.h"
 #include "server/model/llama.h"
 #include "server/model/random_weights.h"
 
