@@ -18,14 +18,14 @@ AnalysisLayer::AnalysisLayer(LayerPlan plan, KVCache full, KVCache shadow,
       compressor_(std::move(compressor)),
       shadow_grows_(shadow_grows) {}
 
-at::Tensor AnalysisLayer::Prefill(const at::Tensor& q, const at::Tensor& k,
-                                  const at::Tensor& v,
-                                  const std::vector<int32_t>& tokens) {
+bool AnalysisLayer::PromptNeedsAttention(int64_t s) const {
+  return NeedsPromptAttention(*policy_, *compressor_, shadow_, s);
+}
+
+void AnalysisLayer::KeepPrompt(const at::Tensor& k, const at::Tensor& v,
+                               const at::Tensor& attention,
+                               const std::vector<int32_t>& tokens) {
   const int64_t s = k.size(1);
-  const bool compress = s > shadow_.capacity();
-  const bool want_probs = policy_->needs_attention() ||
-                          (compress && compressor_->needs_attention());
-  AttentionResult attn = Attend(q, k, v, CausalMask(s, q.device()), want_probs);
   // The full cache keeps the whole prompt in slots 0..S-1.
   const at::Tensor all =
       at::arange(s, at::TensorOptions().dtype(at::kLong).device(k.device()))
@@ -33,16 +33,7 @@ at::Tensor AnalysisLayer::Prefill(const at::Tensor& q, const at::Tensor& k,
           .expand({k.size(0), s});
   full_.Fill(k, v, all);
   // The shadow gets the prompt as its strategy would (also when S == L: Fix).
-  PromptObservation observation;
-  observation.prompt_length = s;
-  observation.capacity = shadow_.capacity();
-  observation.keys = k;
-  observation.attention = attn.probs;
-  observation.tokens = &tokens;
-  const PromptSelection selection =
-      SelectPrompt(*policy_, *compressor_, observation, shadow_.num_heads());
-  FillFromPrompt(shadow_, *policy_, selection, k, v, attn.probs, tokens);
-  return attn.output;
+  KeepPromptIn(shadow_, *policy_, *compressor_, k, v, attention, tokens);
 }
 
 at::Tensor AnalysisLayer::Decode(const at::Tensor& q, const at::Tensor& k,

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "policies/analysis_layer.h"
+#include "policies/attention.h"
 #include "policies/policy_layer.h"
 #include "policies/registry.h"
 
@@ -56,6 +57,25 @@ absl::StatusOr<std::unique_ptr<CacheLayer>> CacheLayer::Create(
                                        info->requires_full_length);
 }
 
+at::Tensor CacheLayer::Prefill(const at::Tensor& q, const at::Tensor& k,
+                               const at::Tensor& v,
+                               const std::vector<int32_t>& tokens) {
+  const int64_t s = k.size(1);
+  // 1.2 step 2: the prompt attends to itself; the cache is not read.
+  AttentionResult attn =
+      Attend(q, k, v, CausalMask(s, q.device()), PromptNeedsAttention(s));
+  KeepPrompt(k, v, attn.probs, tokens);
+  return attn.output;
+}
+
+namespace {
+
+// What a cache keeps of a prompt (policies.md 1.2 step 3).
+struct PromptSelection {
+  at::Tensor kept;     // [H, n] positions ascending per head, -1 padding
+  at::Tensor history;  // [H, n] from the compressor, or undefined
+};
+
 PromptSelection SelectPrompt(Policy& policy, PromptCompressor& compressor,
                              const PromptObservation& observation,
                              int64_t num_heads) {
@@ -99,6 +119,30 @@ void FillFromPrompt(KVCache& cache, Policy& policy,
   observation.history = selection.history;
   observation.tokens = &tokens;
   policy.OnPrefill(observation);
+}
+
+}  // namespace
+
+void KeepPromptIn(KVCache& cache, Policy& policy, PromptCompressor& compressor,
+                  const at::Tensor& k, const at::Tensor& v,
+                  const at::Tensor& attention,
+                  const std::vector<int32_t>& tokens) {
+  PromptObservation observation;
+  observation.prompt_length = k.size(1);
+  observation.capacity = cache.capacity();
+  observation.keys = k;
+  observation.attention = attention;
+  observation.tokens = &tokens;
+  const PromptSelection selection =
+      SelectPrompt(policy, compressor, observation, cache.num_heads());
+  FillFromPrompt(cache, policy, selection, k, v, attention, tokens);
+}
+
+bool NeedsPromptAttention(const Policy& policy,
+                          const PromptCompressor& compressor,
+                          const KVCache& cache, int64_t s) {
+  return policy.needs_attention() ||
+         (s > cache.capacity() && compressor.needs_attention());
 }
 
 double CompressionRatioOf(const KVCache& cache, int64_t tokens_seen) {

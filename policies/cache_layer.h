@@ -44,12 +44,24 @@ class CacheLayer {
 
   virtual ~CacheLayer() = default;
 
-  // Prefill of a prompt at positions 0..S-1 (policies.md 1.2).
+  // Prefill of a prompt at positions 0..S-1 (policies.md 1.2): the prompt
+  // attends to itself (step 2), then KeepPrompt (steps 3-5).
   // q: [Hq, S, d], k, v: [H, S, d] after RoPE; tokens: the S prompt ids.
   // Returns the attention output [Hq, S, d].
-  virtual at::Tensor Prefill(const at::Tensor& q, const at::Tensor& k,
-                             const at::Tensor& v,
-                             const std::vector<int32_t>& tokens) = 0;
+  at::Tensor Prefill(const at::Tensor& q, const at::Tensor& k,
+                     const at::Tensor& v, const std::vector<int32_t>& tokens);
+
+  // True when keeping an S-token prompt needs its attention probabilities
+  // (the policy's or, for a prompt longer than the cache, the compressor's
+  // decisions read them).
+  virtual bool PromptNeedsAttention(int64_t s) const = 0;
+  // policies.md 1.2 steps 3-5 for a prompt whose attention ran elsewhere (a
+  // prefill in chunks): keeps what the policy selects of k, v [H, S, d].
+  // attention: the GQA-averaged probabilities [H, S, S] when
+  // PromptNeedsAttention(S), else undefined.
+  virtual void KeepPrompt(const at::Tensor& k, const at::Tensor& v,
+                          const at::Tensor& attention,
+                          const std::vector<int32_t>& tokens) = 0;
 
   // One decode step of `token` at `position` (policies.md 1.3).
   // q: [Hq, 1, d], k, v: [H, 1, d] after RoPE. Returns [Hq, 1, d].
@@ -97,21 +109,18 @@ class CacheLayer {
   LayerPlan plan_;
 };
 
-// What a layer keeps of a prompt (policies.md 1.2 step 3): the compressor's
-// choice when S > L, else the policy's selection (hybrid), else everything.
-struct PromptSelection {
-  at::Tensor kept;     // [H, n] positions ascending per head, -1 padding
-  at::Tensor history;  // [H, n] from the compressor, or undefined
-};
-PromptSelection SelectPrompt(Policy& policy, PromptCompressor& compressor,
-                             const PromptObservation& observation,
-                             int64_t num_heads);
-
-// Fills `cache` with the selected prompt tokens and tells the policy.
-void FillFromPrompt(KVCache& cache, Policy& policy,
-                    const PromptSelection& selection, const at::Tensor& k,
-                    const at::Tensor& v, const at::Tensor& attention,
-                    const std::vector<int32_t>& tokens);
+// policies.md 1.2 steps 3-5 for a cache: it keeps the compressor's choice of
+// the prompt when S > L, else the policy's selection (hybrid), else
+// everything; the policy is told what was kept. k, v: [H, S, d];
+// attention: [H, S, S] or undefined (see NeedsPromptAttention).
+void KeepPromptIn(KVCache& cache, Policy& policy, PromptCompressor& compressor,
+                  const at::Tensor& k, const at::Tensor& v,
+                  const at::Tensor& attention,
+                  const std::vector<int32_t>& tokens);
+// True when KeepPromptIn of an S-token prompt reads its attention.
+bool NeedsPromptAttention(const Policy& policy,
+                          const PromptCompressor& compressor,
+                          const KVCache& cache, int64_t s);
 
 // Mean over heads of (n - occupancy) / n with n = tokens_seen - 1; a
 // quantized cache's kept tokens count bits / 16 each.

@@ -17,26 +17,14 @@ PolicyLayer::PolicyLayer(LayerPlan plan, KVCache cache,
       compressor_(std::move(compressor)),
       grows_(grows) {}
 
-at::Tensor PolicyLayer::Prefill(const at::Tensor& q, const at::Tensor& k,
-                                const at::Tensor& v,
-                                const std::vector<int32_t>& tokens) {
-  const int64_t s = k.size(1);
-  const bool compress = s > cache_.capacity();
-  const bool want_probs = policy_->needs_attention() ||
-                          (compress && compressor_->needs_attention());
-  // 1.2 step 2: the prompt attends to itself; the cache is not read.
-  AttentionResult attn = Attend(q, k, v, CausalMask(s, q.device()), want_probs);
-  PromptObservation observation;
-  observation.prompt_length = s;
-  observation.capacity = cache_.capacity();
-  observation.keys = k;
-  observation.attention = attn.probs;
-  observation.tokens = &tokens;
-  // 1.2 steps 3-5.
-  const PromptSelection selection =
-      SelectPrompt(*policy_, *compressor_, observation, cache_.num_heads());
-  FillFromPrompt(cache_, *policy_, selection, k, v, attn.probs, tokens);
-  return attn.output;
+bool PolicyLayer::PromptNeedsAttention(int64_t s) const {
+  return NeedsPromptAttention(*policy_, *compressor_, cache_, s);
+}
+
+void PolicyLayer::KeepPrompt(const at::Tensor& k, const at::Tensor& v,
+                             const at::Tensor& attention,
+                             const std::vector<int32_t>& tokens) {
+  KeepPromptIn(cache_, *policy_, *compressor_, k, v, attention, tokens);
 }
 
 std::pair<at::Tensor, at::Tensor> AttendDecode(

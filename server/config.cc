@@ -31,6 +31,7 @@ const std::map<std::string, Setter>& Setters() {
       {"dtype", Set(&ServerConfig::dtype)},
       {"listen", Set(&ServerConfig::listen)},
       {"threads", Set(&ServerConfig::threads)},
+      {"prefill_chunk_tokens", Set(&ServerConfig::prefill_chunk_tokens)},
       {"log_level", Set(&ServerConfig::log_level)},
       {"max_sessions", Set(&ServerConfig::max_sessions)},
       {"max_queued_requests", Set(&ServerConfig::max_queued_requests)},
@@ -271,6 +272,7 @@ absl::Status ValidateServerConfig(const ServerConfig& c) {
        kNoMax},
       {"drain_deadline_s", c.drain_deadline_s, 0, kNoMax},
       {"max_cache_bytes", double(c.max_cache_bytes), 0, kNoMax},
+      {"prefill_chunk_tokens", double(c.prefill_chunk_tokens), 0, kNoMax},
   };
   for (const Range& r : ranges) {
     // NaN fails both comparisons' negation: !(x >= min) catches it.

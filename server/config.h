@@ -21,8 +21,10 @@ struct ServerConfig {
   std::string dtype = "auto";  // "auto" (float32 on CPU, bfloat16 on CUDA),
                                // "float32", "bfloat16", "float16"
   std::string listen = "0.0.0.0:50051";  // port 0 picks a free port
-  int threads = 0;                       // intra-op threads; 0 = all cores
-  std::string log_level = "info";        // trace|debug|info|warn|error
+  int threads = 0;  // decode's matrix-product threads; 0 = all cores
+  // Prompt tokens a forward between decode steps; 0 = whole prompts.
+  int64_t prefill_chunk_tokens = 512;
+  std::string log_level = "info";  // trace|debug|info|warn|error
 
   // Limits. Over one, a request gets RESOURCE_EXHAUSTED naming it and
   // nothing is started.

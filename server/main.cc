@@ -46,7 +46,10 @@ int main(int argc, char** argv) {
   Flag(app, apply, config, "listen", &ServerConfig::listen,
        "gRPC address, e.g. 127.0.0.1:50051");
   Flag(app, apply, config, "threads", &ServerConfig::threads,
-       "intra-op threads (0 = all cores)");
+       "decode's matrix-product threads (0 = all cores)");
+  Flag(app, apply, config, "prefill_chunk_tokens",
+       &ServerConfig::prefill_chunk_tokens,
+       "prompt tokens a forward between decode steps (0 = whole prompts)");
   Flag(app, apply, config, "log_level", &ServerConfig::log_level,
        "trace|debug|info|warn|error");
   Flag(app, apply, config, "max_sessions", &ServerConfig::max_sessions,

@@ -229,6 +229,7 @@ absl::Status Server::LoadModel() {
   options.max_deadline_s = c.max_deadline_s;
   options.session_ttl_s = c.session_ttl_s;
   options.threads = c.threads;
+  options.prefill_chunk_tokens = c.prefill_chunk_tokens;
   options.chat_template = LoadChatTemplateText(c.model_dir);
   options.metrics = impl_->metrics;
   const ModelConfig mc = (*model)->config();

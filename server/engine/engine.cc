@@ -37,6 +37,7 @@ Engine::Engine(std::unique_ptr<LlamaModel> model,
   context_.tokenizer = tokenizer_.get();
   context_.registry = registry_.get();
   context_.sessions = &sessions_;
+  context_.prefill_chunk_tokens = options.prefill_chunk_tokens;
   scheduler_ = std::thread([this] { Loop(); });
 }
 
@@ -393,15 +394,16 @@ void Engine::Round(std::list<std::unique_ptr<Task>>& active) {
     std::lock_guard<std::mutex> lock(mu_);
     --active_count_;
   };
-  // Every task up to its next decode step; at most one prefill a round, so
-  // a long prompt holds the others' decoding up by one prefill at most.
+  // Every task up to its next decode step; at most one prefill (chunk) a
+  // round, so a long prompt holds the others' decoding up by one chunk at
+  // most.
   std::vector<DecodeSlot> slots;
   std::vector<TaskIt> batch;
   bool prefilled = false;
   for (auto it = active.begin(); it != active.end();) {
     const TaskIt current = it++;
     Task& task = **current;
-    if (!task.started()) {
+    if (task.prefilling()) {
       if (prefilled) continue;
       prefilled = true;
     }

@@ -41,6 +41,9 @@ struct EngineOptions {
   double max_deadline_s = 0;    // 0: no ceiling
   double session_ttl_s = 0;     // 0: sessions never expire
   int threads = 0;              // decode's matrix-product threads; 0: all cores
+  // Prompt tokens a forward (prefill chunk) between decode steps; 0: a
+  // prompt in one forward.
+  int64_t prefill_chunk_tokens = 512;
   // tokenizer_config.json's chat_template text (only used to tell Llama-3.1
   // from Llama-3); the family comes from the tokenizer.
   std::string chat_template;
@@ -101,9 +104,9 @@ class Engine {
   absl::Status Enqueue(std::unique_ptr<Task> task);
   void Loop();
   // One scheduler round over `active`: each task steps up to its next decode
-  // step (finished ones leave, at most one waiting one starts with its
-  // prefill), then one batched forward decodes a token for every task that
-  // asked.
+  // step (finished ones leave; at most one prompt chunk runs: a waiting
+  // request's first or a started prefill's next), then one batched forward
+  // decodes a token for every task that asked.
   void Round(std::list<std::unique_ptr<Task>>& active);
   // RESOURCE_EXHAUSTED over `limit` (a configuration key), counted.
   absl::Status Refuse(const std::string& limit, const std::string& message);

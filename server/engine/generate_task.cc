@@ -36,6 +36,11 @@ Task::Next GenerateTask::Step(DecodeSlot* slot) {
       s.memory.Report(LayerPointers(s.layers), s.tokens_seen());
       return Next::kStepped;
     }
+    if (stage_ == Stage::kPrompt) {
+      PromptChunk();
+      s.memory.Report(LayerPointers(s.layers), s.tokens_seen());
+      return Next::kStepped;
+    }
     bool finished = false;
     if (stage_ == Stage::kFeed) {
       next_ = feed_[fed_];
@@ -82,10 +87,9 @@ void GenerateTask::Start() {
     s.layers = *std::move(layers);
     const int64_t n = PrefillLength(static_cast<int64_t>(prompt.size()),
                                     o_.plan.MinCapacity(), s.spec);
-    logits_ =
-        model.Prefill(std::vector<int32_t>(prompt.begin(), prompt.begin() + n),
-                      LayerPointers(s.layers));
-    s.history.assign(prompt.begin(), prompt.begin() + n);
+    run_ = model.StartPrefill(
+        std::vector<int32_t>(prompt.begin(), prompt.begin() + n),
+        LayerPointers(s.layers), context_->prefill_chunk_tokens);
     feed_.assign(prompt.begin() + n, prompt.end());
   } else {
     // A later turn: the last generated token and the new prompt go in after
@@ -104,14 +108,46 @@ void GenerateTask::Start() {
         std::all_of(layers.begin(), layers.end(),
                     [&](CacheLayer* l) { return l->CanAppend(n); });
     if (bulk) {
-      logits_ = model.Append(tokens, s.next_position(), layers);
-      s.history.insert(s.history.end(), tokens.begin(), tokens.end());
+      run_ = model.StartAppend(std::move(tokens), s.next_position(), layers,
+                               context_->prefill_chunk_tokens);
     } else {
       feed_ = std::move(tokens);
     }
   }
+  if (run_) {
+    stage_ = Stage::kPrompt;
+    PromptChunk();
+    return;
+  }
   stage_ = feed_.empty() ? Stage::kGenerate : Stage::kFeed;
   if (feed_.empty()) prefill_done_ = Clock::now();
+}
+
+void GenerateTask::PromptChunk() {
+  Session& s = *o_.session;
+  LlamaModel::PromptRun& run = *run_;
+  const int64_t before = run.done;
+  at::Tensor logits = context_->model->RunChunk(run);
+  if (run.append) {
+    // Each chunk's tokens are in the caches once it ran.
+    s.history.insert(s.history.end(), run.tokens.begin() + before,
+                     run.tokens.begin() + run.done);
+  }
+  if (!run.finished()) return;
+  // A prefill's caches are filled at its last chunk.
+  if (!run.append) s.history = std::move(run.tokens);
+  logits_ = std::move(logits);
+  run_.reset();
+  stage_ = feed_.empty() ? Stage::kGenerate : Stage::kFeed;
+  if (feed_.empty()) prefill_done_ = Clock::now();
+}
+
+void GenerateTask::DropUnfinishedPrefill() {
+  if (!run_ || run_->append) return;
+  Session& s = *o_.session;
+  s.layers.clear();
+  s.memory.Report({}, 0);
+  run_.reset();
 }
 
 bool GenerateTask::IsEos(int32_t token) const {
@@ -181,6 +217,7 @@ void GenerateTask::Finish(const std::string& reason,
   bool initialized;
   {
     std::lock_guard<std::mutex> lock(o_.session->mu);
+    DropUnfinishedPrefill();
     f.stats = o_.session->Stats();
     initialized = o_.session->initialized();
     // A one-shot request's caches are gone before its client hears the end.

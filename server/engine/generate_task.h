@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "server/engine/cache_account.h"
@@ -37,12 +38,25 @@ class GenerateTask final : public Task {
   Next Step(DecodeSlot* slot) override;
   void Decoded(const at::Tensor& logits) override;
   bool started() const override { return stage_ != Stage::kStart; }
+  bool prefilling() const override {
+    return stage_ == Stage::kStart || stage_ == Stage::kPrompt;
+  }
   void Abort(const absl::Status& status) override;
 
  private:
-  enum class Stage { kStart, kFeed, kGenerate };
+  enum class Stage {
+    kStart,     // waiting
+    kPrompt,    // the prompt goes through the model a chunk a step
+    kFeed,      // prompt tokens fed one a step (in the decode batch)
+    kGenerate,  // sampling and decoding
+  };
 
   void Start();  // REQUIRES: session mu held
+  // Runs the prompt's next chunk. REQUIRES: session mu held.
+  void PromptChunk();
+  // Undoes a first turn's prefill stopped between its chunks: the session
+  // is left as before the request. REQUIRES: session mu held.
+  void DropUnfinishedPrefill();
   // Samples the next token from logits_ and streams it; true when that
   // ends the request. REQUIRES: session mu held.
   bool SampleOne();
@@ -57,6 +71,7 @@ class GenerateTask final : public Task {
   Stage stage_ = Stage::kStart;
   Sampler sampler_;
   TextStream stream_;
+  std::optional<LlamaModel::PromptRun> run_;  // the prompt, while kPrompt
   std::vector<int32_t> feed_;  // prompt tokens left to feed one by one
   size_t fed_ = 0;
   int32_t next_ = 0;   // the token of the decode step in flight

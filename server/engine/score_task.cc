@@ -9,27 +9,59 @@ ScoreTask::ScoreTask(const EngineContext* context, ScoreTaskOptions options)
       o_(std::move(options)),
       memory_(context->cache_bytes, context->metrics, /*session=*/false) {}
 
-void ScoreTask::StartContinuation() {
+bool ScoreTask::NeedsNewBase() const {
+  return !building_ && index_ == 0 && output_.scores.size() == current_ &&
+         current_ < o_.plans.size() &&
+         (base_.empty() || !(base_plan_ == o_.plans[current_]));
+}
+
+std::optional<Task::Next> ScoreTask::BuildBase(DecodeSlot* slot) {
   LlamaModel& model = *context_->model;
-  const CachePlan& plan = o_.plans[current_];
-  if (base_.empty() || !(base_plan_ == plan)) {
+  const std::vector<int32_t>& ctx = o_.input.context;
+  if (NeedsNewBase()) {
+    const CachePlan& plan = o_.plans[current_];
     auto layers = BuildCacheLayers(*context_, o_.input.policy, plan);
     if (!layers.ok()) throw std::runtime_error(layers.status().ToString());
     base_ = *std::move(layers);
     base_plan_ = plan;
-    const std::vector<int32_t>& ctx = o_.input.context;
     const int64_t n = PrefillLength(static_cast<int64_t>(ctx.size()),
                                     plan.MinCapacity(), o_.input.policy);
-    const std::vector<CacheLayer*> ptrs = LayerPointers(base_);
-    base_logits_ =
-        model.Prefill(std::vector<int32_t>(ctx.begin(), ctx.begin() + n), ptrs);
-    // The rest of the context (policies.md 5) goes through decode steps.
-    // TODO(#9): feed these one scheduler step at a time.
-    for (size_t i = n; i < ctx.size(); ++i) {
-      base_logits_ = model.Decode(ctx[i], static_cast<int64_t>(i), ptrs);
-    }
-    base_position_ = static_cast<int64_t>(ctx.size());
+    run_ = model.StartPrefill(
+        std::vector<int32_t>(ctx.begin(), ctx.begin() + n),
+        LayerPointers(base_), context_->prefill_chunk_tokens);
+    fed_ = n;
+    building_ = true;
   }
+  if (!building_) return std::nullopt;  // the last continuation's caches
+  if (run_) {
+    at::Tensor logits = model.RunChunk(*run_);
+    if (run_->finished()) {
+      base_logits_ = std::move(logits);
+      run_.reset();
+    }
+    memory_.Report(LayerPointers(base_), static_cast<int64_t>(fed_));
+    return Next::kStepped;
+  }
+  // The rest of the context (policies.md 5) goes through decode steps, in
+  // the scheduler's batch.
+  if (fed_ < ctx.size()) {
+    slot->token = ctx[fed_];
+    slot->position = static_cast<int64_t>(fed_);
+    slot->layers = LayerPointers(base_);
+    slot->mu = nullptr;
+    ++fed_;
+    return Next::kDecode;
+  }
+  building_ = false;
+  base_position_ = static_cast<int64_t>(ctx.size());
+  return std::nullopt;
+}
+
+void ScoreTask::Decoded(const at::Tensor& logits) {
+  (building_ ? base_logits_ : logits_) = logits;
+}
+
+void ScoreTask::StartContinuation() {
   working_.clear();
   for (const auto& layer : base_) working_.push_back(layer->Clone());
   logits_ = base_logits_;
@@ -53,7 +85,10 @@ Task::Next ScoreTask::Step(DecodeSlot* slot) {
     return Next::kDone;
   }
   started_ = true;
-  if (index_ == 0 && output_.scores.size() == current_) StartContinuation();
+  if (index_ == 0 && output_.scores.size() == current_) {
+    if (std::optional<Next> next = BuildBase(slot)) return *next;
+    StartContinuation();
+  }
   const std::vector<int32_t>& cont = o_.input.continuations[current_];
   ContinuationResult& result = output_.scores.back();
   // log-prob of cont[index_] given everything before it.

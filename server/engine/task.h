@@ -38,6 +38,7 @@ struct EngineContext {
   const TokenClasses* tokens = nullptr;         // for the hybrid policy
   std::atomic<int64_t>* cache_bytes = nullptr;  // every live cache's bytes
   Metrics* metrics = nullptr;
+  int64_t prefill_chunk_tokens = 0;  // prompt tokens a forward; 0: all
 };
 
 // Lets the caller stop a request; the scheduler stops it before its next
@@ -117,6 +118,9 @@ class Task {
   // True once the first step ran (false: still waiting; its first step is a
   // prefill).
   virtual bool started() const = 0;
+  // True when the next Step runs a forward of its own over prompt tokens
+  // (a prefill or one of its chunks): the scheduler runs one a round.
+  virtual bool prefilling() const { return !started(); }
   // Ends the task at once with `status` (shutdown, internal errors).
   virtual void Abort(const absl::Status& status) = 0;
 };

@@ -3,6 +3,8 @@
 #include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "policies/attention.h"
 #include "policies/cpu_kernels.h"
@@ -149,6 +151,96 @@ at::Tensor LlamaModel::Append(const std::vector<int32_t>& tokens,
           const at::Tensor& v) {
         return layers[l]->Append(q[0], k[0], v[0], first_position).unsqueeze(0);
       }));
+}
+
+LlamaModel::PromptRun LlamaModel::StartPrefill(std::vector<int32_t> tokens,
+                                               std::vector<CacheLayer*> layers,
+                                               int64_t chunk) const {
+  PromptRun run;
+  const auto s = static_cast<int64_t>(tokens.size());
+  const bool whole =
+      chunk <= 0 || chunk >= s ||
+      std::any_of(layers.begin(), layers.end(),
+                  [&](CacheLayer* l) { return l->PromptNeedsAttention(s); });
+  run.chunk = whole ? s : chunk;
+  run.tokens = std::move(tokens);
+  run.layers = std::move(layers);
+  return run;
+}
+
+LlamaModel::PromptRun LlamaModel::StartAppend(std::vector<int32_t> tokens,
+                                              int64_t first_position,
+                                              std::vector<CacheLayer*> layers,
+                                              int64_t chunk) const {
+  PromptRun run;
+  const auto n = static_cast<int64_t>(tokens.size());
+  run.chunk = chunk <= 0 ? n : std::min(chunk, n);
+  run.tokens = std::move(tokens);
+  run.layers = std::move(layers);
+  run.first_position = first_position;
+  run.append = true;
+  return run;
+}
+
+at::Tensor LlamaModel::RunChunk(PromptRun& run) {
+  const auto n = static_cast<int64_t>(run.tokens.size());
+  const int64_t end = std::min(n, run.done + run.chunk);
+  at::Tensor logits;
+  if (run.append) {
+    logits = Append(std::vector<int32_t>(run.tokens.begin() + run.done,
+                                         run.tokens.begin() + end),
+                    run.first_position + run.done, run.layers);
+  } else if (run.done == 0 && end == n) {
+    logits = Prefill(run.tokens, run.layers);
+  } else {
+    logits = PrefillChunk(run, end);
+  }
+  run.done = end;
+  return run.finished() ? logits : at::Tensor();
+}
+
+at::Tensor LlamaModel::PrefillChunk(PromptRun& run, int64_t end) {
+  EnterPhase(CpuPhase::kPrompt);
+  const int64_t s = static_cast<int64_t>(run.tokens.size());
+  const int64_t begin = run.done, n = end - begin;
+  const bool last = end == s;
+  const at::Tensor ids =
+      TokenTensor(std::vector<int32_t>(run.tokens.begin() + begin,
+                                       run.tokens.begin() + end),
+                  device_);
+  const auto longs = at::TensorOptions().dtype(at::kLong).device(device_);
+  const at::Tensor positions = at::arange(begin, end, longs);
+  // mask [n, end]: query i (position begin + i) sees the keys up to itself.
+  const at::Tensor mask =
+      at::arange(end, longs).unsqueeze(0) <= positions.unsqueeze(1);
+  run.keys.resize(run.layers.size());
+  run.values.resize(run.layers.size());
+  const at::Tensor x = weights_.embed.index_select(0, ids).unsqueeze(0);
+  const at::Tensor hidden = Trunk(
+      x, positions,
+      [&](int64_t l, const at::Tensor& q, const at::Tensor& k,
+          const at::Tensor& v) {
+        at::Tensor& keys = run.keys[l];
+        at::Tensor& values = run.values[l];
+        if (!keys.defined()) {
+          keys = at::empty({k.size(1), s, k.size(3)}, k.options());
+          values = at::empty({v.size(1), s, v.size(3)}, v.options());
+        }
+        keys.narrow(1, begin, n).copy_(k[0]);
+        values.narrow(1, begin, n).copy_(v[0]);
+        // 1.2 step 2, this chunk's rows: the prompt attends to itself.
+        const at::Tensor out = Attend(q[0], keys.narrow(1, 0, end),
+                                      values.narrow(1, 0, end), mask, false)
+                                   .output;
+        if (last) {
+          // 1.2 steps 3-5 over the whole prompt.
+          run.layers[l]->KeepPrompt(keys, values, {}, run.tokens);
+          keys.reset();
+          values.reset();
+        }
+        return out.unsqueeze(0);
+      });
+  return last ? LastLogits(hidden) : at::Tensor();
 }
 
 at::Tensor LlamaModel::Decode(int64_t token, int64_t position,

@@ -44,6 +44,37 @@ class LlamaModel {
   at::Tensor Append(const std::vector<int32_t>& tokens, int64_t first_position,
                     std::span<CacheLayer* const> layers);
 
+  // A prompt run through the model in chunks of at most `chunk` tokens, one
+  // chunk a call of RunChunk, so that continuous batching decodes the other
+  // sequences between its chunks.
+  struct PromptRun {
+    std::vector<int32_t> tokens;
+    std::vector<CacheLayer*> layers;
+    int64_t first_position = 0;  // of tokens[0]
+    bool append = false;         // after cached tokens (Append), or a prefill
+    int64_t chunk = 0;           // tokens a chunk
+    int64_t done = 0;            // tokens through the model so far
+    // A prefill in chunks: every layer's prompt keys and values [H, S, d],
+    // each chunk's written as it runs and attended by the later chunks; the
+    // layers keep their share after the last chunk.
+    std::vector<at::Tensor> keys, values;
+    bool finished() const {
+      return done == static_cast<int64_t>(tokens.size());
+    }
+  };
+  // A prefill (as Prefill) in chunks of `chunk` tokens (0: one chunk). A
+  // prompt whose keeping needs its attention probabilities (any layer's
+  // PromptNeedsAttention) runs in one chunk: those decisions read the whole
+  // S x S matrix, which chunks would have to keep for every layer at once.
+  PromptRun StartPrefill(std::vector<int32_t> tokens,
+                         std::vector<CacheLayer*> layers, int64_t chunk) const;
+  // An append (as Append) in chunks. REQUIRES: every layer CanAppend(n).
+  PromptRun StartAppend(std::vector<int32_t> tokens, int64_t first_position,
+                        std::vector<CacheLayer*> layers, int64_t chunk) const;
+  // Runs the run's next chunk. Returns the last position's logits [V]
+  // (float32) after its last chunk, else an undefined tensor.
+  at::Tensor RunChunk(PromptRun& run);
+
   // One token at `position` (policies.md 1.3): a batch of one row.
   // Returns logits [V] float32.
   at::Tensor Decode(int64_t token, int64_t position,
@@ -78,6 +109,8 @@ class LlamaModel {
   at::Tensor Trunk(at::Tensor x, const at::Tensor& positions,
                    const AttendFn& attend) const;
   at::Tensor LastLogits(const at::Tensor& hidden) const;
+  // A prefill chunk over the run's staged keys and values.
+  at::Tensor PrefillChunk(PromptRun& run, int64_t end);
   void EnterPhase(CpuPhase phase) const;  // the CPU's threads (CPU only)
 
   ModelConfig config_;

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
+#include "absl/strings/str_cat.h"
 #include "policies/registry.h"
 #include "server/model/llama.h"
 #include "tests/testing/fixtures.h"
@@ -137,6 +140,94 @@ TEST(LlamaModelTest, PrefillLogitsMatchForward) {
   EXPECT_TRUE(at::allclose(logits, all[0][4], 1e-4, 1e-5));
   logits = (*model)->Decode(37, 5, ptrs);
   EXPECT_TRUE(at::allclose(logits, all[0][5], 1e-4, 1e-5));
+}
+
+// A prefill in chunks (each chunk attending to the earlier chunks' staged
+// keys and values, the layers keeping their share at the last) gives the
+// one-piece prefill's logits, the same kept positions and the same decode
+// steps after it; a policy that decides on the prompt's attention runs in
+// one chunk.
+TEST(LlamaModelTest, PrefillInChunksMatchesOnePiece) {
+  auto model =
+      LlamaModel::Load(testing::FixtureDir("llama"), at::kFloat, at::kCPU);
+  ASSERT_TRUE(model.ok()) << model.status();
+  LlamaModel& m = **model;
+  PolicyRegistry registry;
+  RegisterBuiltins(registry);
+  constexpr int64_t kPrompt = 50, kSteps = 4, kChunk = 7;
+  std::vector<int32_t> prompt = {1};
+  for (int32_t t = 1; t < kPrompt; ++t) prompt.push_back(3 + (t * 37) % 500);
+  const at::Tensor forward =
+      m.Forward(at::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()),
+                           at::kLong)
+                    .unsqueeze(0));  // [1, S, V]
+  auto build = [&](const PolicySpec& spec) {
+    const int64_t n = m.config().num_layers;
+    CachePlan plan = *ResolveCachePlan(spec, n, kPrompt + kSteps, registry);
+    std::vector<std::unique_ptr<CacheLayer>> layers;
+    for (int64_t i = 0; i < n; ++i) {
+      CacheLayerOptions o;
+      o.layer_index = i;
+      o.num_heads = m.config().num_kv_heads;
+      o.head_dim = m.config().head_dim;
+      o.max_seq_len = kPrompt + kSteps;
+      layers.push_back(*CacheLayer::Create(registry, plan.layers[i], spec, o));
+    }
+    return layers;
+  };
+  struct Case {
+    std::vector<std::string> strategy;
+    double size;
+    std::optional<int64_t> bits;
+    bool chunked;
+  };
+  const Case cases[] = {
+      {{"full"}, 1.0, std::nullopt, true},
+      {{"recent_global"}, 0.25, std::nullopt, true},  // compressed prompt
+      {{"l2"}, 0.5, std::nullopt, true},
+      {{"full"}, 1.0, 4, true},  // quantized storage
+      {{"heavy_hitter"}, 0.5, std::nullopt, false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(absl::StrCat(c.strategy[0], " ", c.size));
+    PolicySpec spec;
+    spec.strategy = c.strategy;
+    spec.max_cache_length = {c.size};
+    spec.cache_bits = c.bits;
+    auto whole = build(spec);
+    auto chunked = build(spec);
+    std::vector<CacheLayer*> whole_ptrs, chunked_ptrs;
+    for (size_t l = 0; l < whole.size(); ++l) {
+      whole_ptrs.push_back(whole[l].get());
+      chunked_ptrs.push_back(chunked[l].get());
+    }
+    const at::Tensor expected = m.Prefill(prompt, whole_ptrs);
+    LlamaModel::PromptRun run = m.StartPrefill(prompt, chunked_ptrs, kChunk);
+    EXPECT_EQ(run.chunk, c.chunked ? kChunk : kPrompt);
+    at::Tensor logits;
+    int chunks = 0;
+    while (!run.finished()) {
+      logits = m.RunChunk(run);
+      ++chunks;
+      EXPECT_EQ(logits.defined(), run.finished());
+    }
+    EXPECT_EQ(chunks, c.chunked ? (kPrompt + kChunk - 1) / kChunk : 1);
+    EXPECT_TRUE(at::allclose(logits, expected, 1e-5, 1e-5));
+    EXPECT_TRUE(at::allclose(logits, forward[0][kPrompt - 1], 1e-4, 1e-5));
+    for (size_t l = 0; l < whole.size(); ++l) {
+      for (int64_t h = 0; h < whole[l]->num_heads(); ++h) {
+        EXPECT_EQ(chunked[l]->HeadPositions(h), whole[l]->HeadPositions(h))
+            << "layer " << l << " head " << h;
+      }
+    }
+    for (int64_t t = 0; t < kSteps; ++t) {
+      const int64_t token = 40 + t;
+      EXPECT_TRUE(at::allclose(m.Decode(token, kPrompt + t, chunked_ptrs),
+                               m.Decode(token, kPrompt + t, whole_ptrs), 1e-5,
+                               1e-5))
+          << "step " << t;
+    }
+  }
 }
 
 // A dtype without kernels on the device fails at load with a clear message
