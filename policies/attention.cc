@@ -29,7 +29,7 @@ bool OneQueryKernels(const at::Tensor& q, const at::Tensor& k,
     return CpuKernelOperand(t) && t.stride(2) == 1 && t.stride(1) == d;
   };
   return q.size(2) == 1 && q.size(1) <= 8 && CpuKernelOperand(q) &&
-         heads_contiguous(k) && heads_contiguous(v);
+         q.is_contiguous() && heads_contiguous(k) && heads_contiguous(v);
 }
 
 // Attention of the queries [H, G, Sq, d] over keys [H, Sk, d]; returns the
@@ -45,10 +45,7 @@ std::pair<at::Tensor, at::Tensor> AttendGrouped(const at::Tensor& q,
   // scores: [H, G*Sq, Sk]
   at::Tensor scores;
   if (kernels) {
-    std::vector<at::Tensor> heads;
-    for (int64_t i = 0; i < h; ++i)
-      heads.push_back(FewRowsLinear(q[i].view({g, d}), k[i], {}));
-    scores = at::stack(heads);
+    scores = FewRowsHeadScores(q.view({h, g, d}), k);
   } else {
     scores = at::bmm(q.reshape({h, g * sq, d}), k.transpose(1, 2));
   }
@@ -60,10 +57,7 @@ std::pair<at::Tensor, at::Tensor> AttendGrouped(const at::Tensor& q,
   at::Tensor probs = at::softmax(scores, -1).to(q.scalar_type());
   at::Tensor out;
   if (kernels) {
-    std::vector<at::Tensor> heads;
-    for (int64_t i = 0; i < h; ++i)
-      heads.push_back(FewRowsMatmul(probs[i].view({g, sk}), v[i]));
-    out = at::stack(heads).view({h, g, sq, d});
+    out = FewRowsHeadValues(probs.view({h, g, sk}), v).view({h, g, sq, d});
   } else {
     out = at::bmm(probs.view({h, g * sq, sk}), v).view({h, g, sq, d});
   }

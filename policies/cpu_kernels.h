@@ -1,8 +1,9 @@
 // The matrix products of decode steps on the CPU in float32, for a few rows
 // of input (one or a few sequences, or the query heads of a KV head):
-// y = x w^T over the weights or an attention head's keys (FewRowsLinear),
-// and y = x w over a head's values (FewRowsMatmul). Each reads its matrix
-// once for all the rows, split over this file's own threads.
+// y = x w^T over the weights (FewRowsLinear) or each head's keys
+// (FewRowsHeadScores), and y = x w over each head's values
+// (FewRowsHeadValues). Each reads its matrix once for all the rows, split
+// over this file's own threads.
 //
 // BLAS GEMM packs its operand into buffers before multiplying, which for a
 // few rows doubles the memory traffic: OpenBLAS multiplies 8 rows by a 100M
@@ -42,11 +43,17 @@ void EnterCpuPhase(CpuPhase phase);
 // helpers, not ATen's intra-op pool.
 void SetFewRowsThreads(int threads);
 
-// x [B, K], w [K, D] -> x w [B, D]: w streamed once, its rows split over the
-// threads, each thread's sum added in order (the same result for the same
-// thread count). REQUIRES: CpuKernelOperand of both, w contiguous, x's rows
-// contiguous, 1 <= B <= 8.
-at::Tensor FewRowsMatmul(const at::Tensor& x, const at::Tensor& w);
+// A decode step's attention for one sequence, each KV head's keys or values
+// read once for its G query heads, the heads split over the threads (one
+// call for every head: a step of a batch makes one per sequence and layer).
+// q [H, G, d] contiguous, k [H, n, d] with contiguous rows -> the scores
+// q k^T [H, G, n], each summed as FewRowsLinear sums. REQUIRES:
+// CpuKernelOperand of both, 1 <= G <= 8.
+at::Tensor FewRowsHeadScores(const at::Tensor& q, const at::Tensor& k);
+// p [H, G, n] contiguous, v [H, n, d] with contiguous rows -> p v [H, G, d],
+// each head's sum over n in order. REQUIRES: CpuKernelOperand of both,
+// 1 <= G <= 8.
+at::Tensor FewRowsHeadValues(const at::Tensor& p, const at::Tensor& v);
 
 // x [.., K], w [N, K], b [N] or undefined -> [.., N].
 // REQUIRES: FewRowsLinearApplies(x, w).
