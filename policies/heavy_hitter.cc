@@ -2,6 +2,7 @@
 // compressor SnapKV (4.5). Head-specific: each KV head evicts the token with
 // the lowest mean attention since it was inserted.
 #include <limits>
+#include <vector>
 
 #include "policies/attention.h"
 #include "policies/builtins.h"
@@ -47,11 +48,13 @@ class HeavyHitterPolicy final : public Policy {
     std::vector<int64_t> slots = EmptySlots(cache);
     if (!slots.empty()) return slots;
     slots = EvictLowest(Scores(), cache, position, protection_);
-    // The overwritten slot starts a new history.
-    for (size_t h = 0; h < slots.size(); ++h) {
-      num_[h][slots[h]].zero_();
-      denom_[h][slots[h]].zero_();
-    }
+    // The overwritten slots start new histories: rows h * L + slot.
+    std::vector<int64_t> rows(slots.size());
+    for (size_t h = 0; h < slots.size(); ++h)
+      rows[h] = static_cast<int64_t>(h) * num_.size(1) + slots[h];
+    const at::Tensor index = at::tensor(rows, at::kLong).to(num_.device());
+    num_.view({-1, window_}).index_fill_(0, index, 0);
+    denom_.view({-1}).index_fill_(0, index, 0);
     return slots;
   }
 
@@ -101,8 +104,11 @@ class HeavyHitterPolicy final : public Policy {
     const int64_t k = ctr_ % window_;
     at::Tensor column = num_.select(2, window_ == 1 ? 0 : k);
     if (window_ == 1) {
-      column.copy_(threshold_ ? column.logical_or(a)
-                              : column + a.to(column.scalar_type()));
+      if (threshold_) {
+        column.copy_(column.logical_or(a));
+      } else {
+        column.add_(a.to(column.scalar_type()));
+      }
     } else {
       column.copy_(a.to(column.scalar_type()));
     }

@@ -1,5 +1,7 @@
 // `l2` (policies.md 3.4, 4; Devoto et al. 2024): a low key norm means an
 // important token, so the largest-norm key is evicted first. Head-specific.
+#include <vector>
+
 #include "policies/attention.h"
 #include "policies/builtins.h"
 #include "policies/scoring.h"
@@ -39,9 +41,22 @@ class L2Policy final : public Policy {
   void UpdateState(const DecodeObservation& o) override {
     const at::Tensor norms =
         o.key.to(key_norm_.scalar_type()).norm(2, -1);  // [H]
+    // Head h's norm into element h * L + slot, for the heads that cached it.
+    std::vector<int64_t> heads, elements;
     for (size_t h = 0; h < o.slots->size(); ++h) {
-      if ((*o.slots)[h] >= 0) key_norm_[h][(*o.slots)[h]].copy_(norms[h]);
+      if ((*o.slots)[h] < 0) continue;
+      heads.push_back(static_cast<int64_t>(h));
+      elements.push_back(heads.back() * key_norm_.size(1) + (*o.slots)[h]);
     }
+    if (heads.empty()) return;
+    const auto longs = at::TensorOptions().dtype(at::kLong);
+    const at::Tensor values =
+        heads.size() == o.slots->size()
+            ? norms
+            : norms.index_select(0,
+                                 at::tensor(heads, longs).to(norms.device()));
+    key_norm_.view({-1}).index_copy_(
+        0, at::tensor(elements, longs).to(key_norm_.device()), values);
   }
 
   void Grow(int64_t capacity) override {

@@ -12,6 +12,57 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 std::vector<int64_t> EvictLowest(const at::Tensor& score, const KVCache& cache,
                                  int64_t position,
                                  const Protection& protection) {
+  if (!score.device().is_cpu())
+    return EvictLowestTensors(score, cache, position, protection);
+  // The same decisions from the cache's host copy of the positions, in a
+  // loop: a dozen tensor operations (a few microseconds each) per layer and
+  // step were most of a bounded cache's bookkeeping.
+  const int64_t rows = score.size(0);
+  const int64_t n = cache.ActiveSlots();
+  const at::Tensor base = score.narrow(1, 0, n).to(at::kDouble).contiguous();
+  const double* b = base.data_ptr<double>();
+  const int64_t recent_from = position - protection.recent_window;
+  auto sink = [&](int64_t p) { return p >= 0 && p < protection.global_tokens; };
+  std::vector<int64_t> chosen(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    // The first slot of the lowest score (as argmin).
+    double best = 0;
+    int64_t slot = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t p = cache.position(r, j);
+      const bool recent = protection.recent_window > 0 && p >= recent_from;
+      const double s = p < 0 ? -kInf : sink(p) || recent ? kInf : b[r * n + j];
+      if (j == 0 || s < best) {
+        best = s;
+        slot = j;
+      }
+    }
+    if (best == kInf) {
+      // Every slot is protected: the oldest non-sink, else the newest.
+      double low = 0;
+      int64_t oldest = 0, newest = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t p = cache.position(r, j);
+        const double f = sink(p) ? kInf : static_cast<double>(p);
+        if (j == 0 || f < low) {
+          low = f;
+          oldest = j;
+        }
+        if (p > cache.position(r, newest)) newest = j;
+      }
+      slot = low != kInf ? oldest : newest;
+    }
+    chosen[r] = slot;
+  }
+  std::vector<int64_t> out(cache.num_heads());
+  for (int64_t h = 0; h < cache.num_heads(); ++h)
+    out[h] = chosen[rows == 1 ? 0 : h];
+  return out;
+}
+
+std::vector<int64_t> EvictLowestTensors(const at::Tensor& score,
+                                        const KVCache& cache, int64_t position,
+                                        const Protection& protection) {
   const int64_t rows = score.size(0);
   const int64_t n = cache.ActiveSlots();
   const at::Tensor pos = cache.positions().narrow(0, 0, rows).narrow(1, 0, n);

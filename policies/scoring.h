@@ -27,6 +27,11 @@ struct Protection {
 std::vector<int64_t> EvictLowest(const at::Tensor& score, const KVCache& cache,
                                  int64_t position,
                                  const Protection& protection);
+// EvictLowest in tensor operations on the score's device: its way off the
+// CPU (on the CPU it loops over the cache's host copy of the positions).
+std::vector<int64_t> EvictLowestTensors(const at::Tensor& score,
+                                        const KVCache& cache, int64_t position,
+                                        const Protection& protection);
 
 // Keeps the `keep` highest-priority positions of each row of `priority`
 // [H', S], ties to the later position (policies.md 4). Returns [H', keep]

@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+#include <vector>
+
+#include "policies/scoring.h"
+
 namespace coldcompress {
 namespace {
 
@@ -147,6 +153,43 @@ TEST(KVCacheQuantizedTest, PerHeadWriteRequantizesOnlyTheTouchedSlot) {
   EXPECT_LE((after[1][1] - before[1][1]).abs().max().item<float>(), 0.05f);
   EXPECT_EQ(cache.position(0, 1), 9);
   EXPECT_EQ(cache.position(1, 1), 1);
+}
+
+// EvictLowest's host loop (the CPU's) decides as its tensor form (other
+// devices'): ties to the lowest slot, empty slots first, and both fallbacks
+// when every slot is protected, for per-head and head-constant scores.
+TEST(ScoringTest, EvictLowestLoopMatchesTensors) {
+  std::mt19937 rng(5);
+  const Protection protections[] = {{0, 0}, {2, 0}, {2, 3}, {1, 40}, {40, 0}};
+  int fallbacks = 0, empties = 0;
+  for (int trial = 0; trial < 200; ++trial) {
+    constexpr int64_t kHeads = 3, kCapacity = 12;
+    KVCache cache = MakeCache(kHeads, kCapacity);
+    // Per head: ascending positions out of 0..19, some heads not full.
+    at::Tensor pos = at::full({kHeads, kCapacity}, -1, at::kLong);
+    for (int64_t h = 0; h < kHeads; ++h) {
+      std::vector<int64_t> all(20);
+      for (int64_t i = 0; i < 20; ++i) all[i] = i;
+      std::shuffle(all.begin(), all.end(), rng);
+      const int64_t kept = trial % 4 == 0 && h == 1 ? kCapacity - 2 : kCapacity;
+      std::sort(all.begin(), all.begin() + kept);
+      for (int64_t i = 0; i < kept; ++i) pos[h][i] = all[i];
+      empties += kept < kCapacity;
+    }
+    const at::Tensor kv = at::zeros({kHeads, kCapacity, 4});
+    cache.Fill(kv, kv, pos);
+    const Protection& p = protections[trial % 5];
+    const int64_t rows = trial % 2 == 0 ? kHeads : 1;
+    // Small integers: many ties.
+    const at::Tensor score =
+        at::randint(0, 3, {rows, kCapacity}, at::kLong).to(at::kFloat);
+    const std::vector<int64_t> loop = EvictLowest(score, cache, 20, p);
+    EXPECT_EQ(loop, EvictLowestTensors(score, cache, 20, p))
+        << "trial " << trial;
+    fallbacks += p.global_tokens == 40 || p.recent_window == 40;
+  }
+  EXPECT_GT(fallbacks, 0);
+  EXPECT_GT(empties, 0);
 }
 
 }  // namespace
