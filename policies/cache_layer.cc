@@ -57,6 +57,13 @@ absl::StatusOr<std::unique_ptr<CacheLayer>> CacheLayer::Create(
                                        info->requires_full_length);
 }
 
+std::vector<CacheLayer*> LayerPointers(
+    const std::vector<std::unique_ptr<CacheLayer>>& layers) {
+  std::vector<CacheLayer*> out;
+  for (const auto& l : layers) out.push_back(l.get());
+  return out;
+}
+
 at::Tensor CacheLayer::Prefill(const at::Tensor& q, const at::Tensor& k,
                                const at::Tensor& v,
                                const std::vector<int32_t>& tokens) {

@@ -7,30 +7,8 @@ namespace coldcompress {
 absl::StatusOr<std::vector<std::unique_ptr<CacheLayer>>> BuildCacheLayers(
     const EngineContext& context, const PolicySpec& spec,
     const CachePlan& plan) {
-  const LlamaModel& model = *context.model;
-  std::vector<std::unique_ptr<CacheLayer>> layers;
-  for (size_t i = 0; i < plan.layers.size(); ++i) {
-    CacheLayerOptions options;
-    options.layer_index = static_cast<int64_t>(i);
-    options.num_heads = model.config().num_kv_heads;
-    options.head_dim = model.config().head_dim;
-    options.dtype = model.dtype();
-    options.device = model.device();
-    options.max_seq_len = plan.max_seq_len;
-    options.tokens = context.tokens;
-    absl::StatusOr<std::unique_ptr<CacheLayer>> layer =
-        CacheLayer::Create(*context.registry, plan.layers[i], spec, options);
-    if (!layer.ok()) return layer.status();
-    layers.push_back(*std::move(layer));
-  }
-  return layers;
-}
-
-std::vector<CacheLayer*> LayerPointers(
-    const std::vector<std::unique_ptr<CacheLayer>>& layers) {
-  std::vector<CacheLayer*> out;
-  for (const auto& l : layers) out.push_back(l.get());
-  return out;
+  return context.model->CreateCaches(*context.registry, spec, plan,
+                                     context.tokens);
 }
 
 CacheStatsResult ComputeCacheStats(std::span<CacheLayer* const> layers,

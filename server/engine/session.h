@@ -33,9 +33,6 @@ absl::StatusOr<std::vector<std::unique_ptr<CacheLayer>>> BuildCacheLayers(
 CacheStatsResult ComputeCacheStats(std::span<CacheLayer* const> layers,
                                    int64_t tokens_seen);
 
-std::vector<CacheLayer*> LayerPointers(
-    const std::vector<std::unique_ptr<CacheLayer>>& layers);
-
 struct Session {
   Session(std::string id, std::atomic<int64_t>* cache_bytes, Metrics* metrics)
       : id(std::move(id)), memory(cache_bytes, metrics, /*session=*/true) {}

@@ -153,6 +153,28 @@ at::Tensor LlamaModel::Append(const std::vector<int32_t>& tokens,
       }));
 }
 
+absl::StatusOr<std::vector<std::unique_ptr<CacheLayer>>>
+LlamaModel::CreateCaches(const PolicyRegistry& registry, const PolicySpec& spec,
+                         const CachePlan& plan,
+                         const TokenClasses* tokens) const {
+  std::vector<std::unique_ptr<CacheLayer>> layers;
+  for (size_t i = 0; i < plan.layers.size(); ++i) {
+    CacheLayerOptions options;
+    options.layer_index = static_cast<int64_t>(i);
+    options.num_heads = config_.num_kv_heads;
+    options.head_dim = config_.head_dim;
+    options.dtype = dtype_;
+    options.device = device_;
+    options.max_seq_len = plan.max_seq_len;
+    options.tokens = tokens;
+    absl::StatusOr<std::unique_ptr<CacheLayer>> layer =
+        CacheLayer::Create(registry, plan.layers[i], spec, options);
+    if (!layer.ok()) return layer.status();
+    layers.push_back(*std::move(layer));
+  }
+  return layers;
+}
+
 LlamaModel::PromptRun LlamaModel::StartPrefill(std::vector<int32_t> tokens,
                                                std::vector<CacheLayer*> layers,
                                                int64_t chunk) const {

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "policies/cache_layer.h"
 #include "policies/cpu_kernels.h"
+#include "policies/layer_plan.h"
 #include "server/model/checkpoint.h"
 #include "server/model/rope.h"
 
@@ -33,6 +34,12 @@ class LlamaModel {
   at::ScalarType dtype() const { return dtype_; }
   at::Device device() const { return device_; }
   ModelWeights& weights() { return weights_; }
+
+  // One cache layer per model layer for `plan`, in the model's dtype on its
+  // device. `tokens`: the tokenizer's classes (the hybrid policy), or null.
+  absl::StatusOr<std::vector<std::unique_ptr<CacheLayer>>> CreateCaches(
+      const PolicyRegistry& registry, const PolicySpec& spec,
+      const CachePlan& plan, const TokenClasses* tokens = nullptr) const;
 
   // Prefill of a prompt at positions 0..S-1 through each layer's cache
   // (policies.md 1.2). Returns the last position's logits [V] in float32.

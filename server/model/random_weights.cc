@@ -6,22 +6,23 @@
 
 namespace coldcompress {
 
-ModelWeights RandomWeights(const ModelConfig& c, uint64_t seed, double std) {
+ModelWeights RandomWeights(const ModelConfig& c, uint64_t seed, double std,
+                           at::TensorOptions options) {
   at::manual_seed(seed);
   const int64_t d = c.hidden_size, hd = c.head_dim;
   if (std <= 0) std = 1 / std::sqrt(static_cast<double>(d));
   const double out_std = std / std::sqrt(2.0 * c.num_layers);
-  auto normal = [](std::vector<int64_t> shape, double s) {
-    return at::randn(shape, at::kFloat).mul_(s);
+  auto normal = [&](std::vector<int64_t> shape, double s) {
+    return at::randn(shape, options).mul_(s);
   };
   ModelWeights w;
   w.embed = normal({c.vocab_size, d}, std);
-  w.norm = at::ones({d});
+  w.norm = at::ones({d}, options);
   w.lm_head = w.embed;
   for (int i = 0; i < c.num_layers; ++i) {
     LayerWeights l;
-    l.input_norm = at::ones({d});
-    l.post_norm = at::ones({d});
+    l.input_norm = at::ones({d}, options);
+    l.post_norm = at::ones({d}, options);
     l.wq = normal({c.num_heads * hd, d}, std);
     l.wk = normal({c.num_kv_heads * hd, d}, std);
     l.wv = normal({c.num_kv_heads * hd, d}, std);

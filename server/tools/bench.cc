@@ -7,6 +7,9 @@
 //     --cache_sizes 1024
 //   cc-bench --sessions 1 8        (continuous batching: N sessions decoded
 //                                   together, one pass over the weights)
+//   cc-bench --device cuda --dtype bfloat16 ...  (a GPU: weights made there,
+//                                   the roofline from its own copy speed;
+//                                   scripts/gpu_bench.sh)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -22,7 +25,6 @@
 #include "policies/cpu_kernels.h"
 #include "policies/layer_plan.h"
 #include "policies/registry.h"
-#include "server/engine/session.h"
 #include "server/model/llama.h"
 #include "server/model/random_weights.h"
 
@@ -30,7 +32,6 @@ namespace {
 
 using coldcompress::CacheLayer;
 using coldcompress::CachePlan;
-using coldcompress::EngineContext;
 using coldcompress::LlamaModel;
 using coldcompress::ModelConfig;
 using coldcompress::PolicySpec;
@@ -62,6 +63,24 @@ double CopyBandwidth(int64_t bytes, int repeats) {
   return 2.0 * static_cast<double>(part * n) / best;
 }
 
+// The same figure for a GPU's memory: the best of `repeats` device-to-device
+// copies of a `bytes` buffer, each waited for by reading one element back.
+double DeviceCopyBandwidth(int64_t bytes, int repeats, at::Device device) {
+  const auto options = at::TensorOptions().dtype(at::kByte).device(device);
+  at::Tensor src = at::ones({bytes}, options),
+             dst = at::zeros({bytes}, options);
+  dst.copy_(src);
+  (void)dst[0].item<uint8_t>();
+  double best = 1e30;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = Clock::now();
+    dst.copy_(src);
+    (void)dst[r % bytes].item<uint8_t>();
+    best = std::min(best, Seconds(t0));
+  }
+  return 2.0 * static_cast<double>(bytes) / best;
+}
+
 int64_t WeightBytes(const coldcompress::ModelWeights& w, const ModelConfig& c) {
   auto bytes = [](const at::Tensor& t) {
     return static_cast<int64_t>(t.numel() * t.element_size());
@@ -88,6 +107,7 @@ int main(int argc, char** argv) {
       vocab = 32000;
   int64_t context = 2048, steps = 64;
   int threads = 0;
+  std::string device_name = "cpu", dtype_name = "float32";
   std::vector<std::string> strategies = {"full", "recent_global", "l2",
                                          "heavy_hitter"};
   std::vector<double> cache_sizes = {0.25};
@@ -108,11 +128,18 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads,
                  "threads of the decode steps' matrix products (0: every "
                  "core), as the server's `threads`");
+  app.add_option("--device", device_name, "cpu, cuda or cuda:N");
+  app.add_option("--dtype", dtype_name, "float32, bfloat16 or float16")
+      ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
   app.add_option("--sessions", sessions,
                  "sessions decoded together in one batched step, each with "
                  "its own cache (a row per count)")
       ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
+  const at::Device device(device_name);
+  const at::ScalarType dtype = dtype_name == "bfloat16"  ? at::kBFloat16
+                               : dtype_name == "float16" ? at::kHalf
+                                                         : at::kFloat;
   if (threads <= 0)
     threads =
         static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -133,21 +160,39 @@ int main(int argc, char** argv) {
   c.rope_theta = 500000;
   c.tie_word_embeddings = true;
   c.eos_token_ids = {2};
-  LlamaModel model(c, coldcompress::RandomWeights(c, 1), at::kCPU);
+  LlamaModel model(
+      c,
+      coldcompress::RandomWeights(
+          c, 1, 0, at::TensorOptions().dtype(dtype).device(device)),
+      device);
   int64_t params = 0;
   for (const auto& [name, t] : model.weights().Named(c)) params += t->numel();
   const int64_t weight_bytes = WeightBytes(model.weights(), c);
 
   std::printf(
       "model: %d layers, hidden %d, %d query / %d KV heads of %d, SwiGLU %d, "
-      "vocab %d: %.1fM parameters, float32; decode matrix products on %d "
-      "threads, the prompt's on the BLAS's own\n",
+      "vocab %d: %.1fM parameters, %s on %s",
       layers, hidden, heads, kv_heads, c.head_dim, intermediate, vocab,
-      params / 1e6, threads);
-  const double bandwidth = CopyBandwidth(int64_t{1} << 30, 5);
-  std::printf(
-      "memory bandwidth (copy of 1 GiB on %u threads, best of 5): %.1f GB/s\n",
-      std::max(1u, std::thread::hardware_concurrency()), bandwidth / 1e9);
+      params / 1e6, dtype_name.c_str(), device.str().c_str());
+  double bandwidth;
+  if (device.is_cpu()) {
+    std::printf(
+        "; decode matrix products on %d threads, the prompt's on the BLAS's "
+        "own\n",
+        threads);
+    bandwidth = CopyBandwidth(int64_t{1} << 30, 5);
+    std::printf(
+        "memory bandwidth (copy of 1 GiB on %u threads, best of 5): %.1f "
+        "GB/s\n",
+        std::max(1u, std::thread::hardware_concurrency()), bandwidth / 1e9);
+  } else {
+    std::printf("\n");
+    bandwidth = DeviceCopyBandwidth(int64_t{2} << 30, 10, device);
+    std::printf(
+        "device memory bandwidth (copy of 2 GiB on the device, best of 10): "
+        "%.1f GB/s\n",
+        bandwidth / 1e9);
+  }
   std::printf(
       "prompt %lld tokens, then %lld greedy decode steps timed; a step reads "
       "%.1f MB of weights and every session's cached K/V\n\n",
@@ -161,16 +206,14 @@ int main(int argc, char** argv) {
 
   const coldcompress::PolicyRegistry& registry =
       coldcompress::BuiltinRegistry();
-  EngineContext ctx;
-  ctx.model = &model;
-  ctx.registry = &registry;
 
   std::vector<int32_t> prompt(context);
   for (int64_t i = 0; i < context; ++i)
     prompt[i] = static_cast<int32_t>(3 + (i * 7919) % (vocab - 3));
   const int64_t smax = context + steps + 1;
   const int64_t kv_bytes_per_token =
-      2LL * kv_heads * c.head_dim * static_cast<int64_t>(sizeof(float));
+      2LL * kv_heads * c.head_dim *
+      static_cast<int64_t>(c10::elementSize(dtype));
 
   for (const std::string& strategy : strategies) {
     const bool full = strategy == "full";
@@ -185,7 +228,7 @@ int main(int argc, char** argv) {
                      plan.status().ToString().c_str());
         return 1;
       }
-      auto built = coldcompress::BuildCacheLayers(ctx, spec, *plan);
+      auto built = model.CreateCaches(registry, spec, *plan);
       if (!built.ok()) {
         std::fprintf(stderr, "%s: %s\n", strategy.c_str(),
                      built.status().ToString().c_str());

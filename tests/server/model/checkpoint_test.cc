@@ -162,18 +162,9 @@ TEST(LlamaModelTest, PrefillInChunksMatchesOnePiece) {
                            at::kLong)
                     .unsqueeze(0));  // [1, S, V]
   auto build = [&](const PolicySpec& spec) {
-    const int64_t n = m.config().num_layers;
-    CachePlan plan = *ResolveCachePlan(spec, n, kPrompt + kSteps, registry);
-    std::vector<std::unique_ptr<CacheLayer>> layers;
-    for (int64_t i = 0; i < n; ++i) {
-      CacheLayerOptions o;
-      o.layer_index = i;
-      o.num_heads = m.config().num_kv_heads;
-      o.head_dim = m.config().head_dim;
-      o.max_seq_len = kPrompt + kSteps;
-      layers.push_back(*CacheLayer::Create(registry, plan.layers[i], spec, o));
-    }
-    return layers;
+    const CachePlan plan = *ResolveCachePlan(spec, m.config().num_layers,
+                                             kPrompt + kSteps, registry);
+    return *m.CreateCaches(registry, spec, plan);
   };
   struct Case {
     std::vector<std::string> strategy;
@@ -196,11 +187,8 @@ TEST(LlamaModelTest, PrefillInChunksMatchesOnePiece) {
     spec.cache_bits = c.bits;
     auto whole = build(spec);
     auto chunked = build(spec);
-    std::vector<CacheLayer*> whole_ptrs, chunked_ptrs;
-    for (size_t l = 0; l < whole.size(); ++l) {
-      whole_ptrs.push_back(whole[l].get());
-      chunked_ptrs.push_back(chunked[l].get());
-    }
+    const std::vector<CacheLayer*> whole_ptrs = LayerPointers(whole);
+    const std::vector<CacheLayer*> chunked_ptrs = LayerPointers(chunked);
     const at::Tensor expected = m.Prefill(prompt, whole_ptrs);
     LlamaModel::PromptRun run = m.StartPrefill(prompt, chunked_ptrs, kChunk);
     EXPECT_EQ(run.chunk, c.chunked ? kChunk : kPrompt);

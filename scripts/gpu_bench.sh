@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Issue 9's GPU benchmark: decode speed of a Llama-3-8B-shaped model (random
+# bfloat16 weights made on the GPU) against the GPU's own copy bandwidth.
+#
+#   scripts/gpu_bench.sh bundle   here, on a Debian machine with the project's
+#                                 dependencies (scripts/install_deps.sh):
+#                                 copies the libraries cc-bench needs besides
+#                                 LibTorch (Abseil, nlohmann-json, CLI11) into
+#                                 .gpu-bundle/ (git-ignored, about 8 MB)
+#   scripts/gpu_bench.sh run      on the GPU machine, which needs only CUDA, a
+#                                 PyTorch with CUDA (its LibTorch:
+#                                 torch.utils.cmake_prefix_path), CMake, ninja
+#                                 and a C++ compiler: builds cc-bench alone
+#                                 (COLDCOMPRESS_BENCH_ONLY) against them and
+#                                 .gpu-bundle/, then runs the three
+#                                 measurements below (about 3-5 minutes on an
+#                                 H100)
+#
+# Measurements (batch 1, bfloat16, 32 layers, hidden 4096, 32 query / 8 KV
+# heads, SwiGLU 14336, vocabulary 128256):
+#   1. full cache at a 4k context: decode tok/s against the HBM roofline;
+#      heavy_hitter and recent_global with the same capacity (4032 slots for
+#      a 4000-token prompt and 128 steps: the last 96 evict) for their
+#      overhead;
+#   2. recent_global with a 4k cache at a 4k and at a 32k context: the long
+#      context's decode speed against the short one's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUNDLE=$PWD/.gpu-bundle
+BUILD_DIR=${BUILD_DIR:-build-gpu}
+
+bundle() {
+  rm -rf "$BUNDLE"
+  local lib=/usr/lib/x86_64-linux-gnu
+  mkdir -p "$BUNDLE/usr/include" "$BUNDLE$lib/cmake" "$BUNDLE/usr/share/cmake"
+  cp -r /usr/include/absl /usr/include/nlohmann /usr/include/CLI "$BUNDLE/usr/include/"
+  cp -r "$lib/cmake/absl" "$BUNDLE$lib/cmake/"
+  cp -r /usr/share/cmake/nlohmann_json /usr/share/cmake/CLI11 "$BUNDLE/usr/share/cmake/"
+  # Real files, not links: the copy to the GPU machine may not keep links.
+  for so in "$lib"/libabsl_*.so; do cp -L "$so" "$BUNDLE$lib/"; done
+  for so in "$lib"/libabsl_*.so.*; do cp -L "$so" "$BUNDLE$lib/"; done
+  du -sh "$BUNDLE"
+}
+
+run() {
+  [ -d "$BUNDLE" ] || { echo "no $BUNDLE: run 'scripts/gpu_bench.sh bundle' on the build machine first" >&2; exit 1; }
+  local torch_prefix
+  torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCOLDCOMPRESS_BENCH_ONLY=ON -DCMAKE_PREFIX_PATH="$torch_prefix;$BUNDLE/usr"
+  cmake --build "$BUILD_DIR" --target cc-bench
+  export LD_LIBRARY_PATH="$BUNDLE/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+  local bench=("$BUILD_DIR/server/cc-bench" --device cuda --dtype bfloat16
+    --layers 32 --hidden 4096 --heads 32 --kv_heads 8 --intermediate 14336
+    --vocab 128256)
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+  echo "== 1. batch 1 at a 4k context, equal capacity (4032 slots)"
+  "${bench[@]}" --context 4000 --steps 128 \
+    --strategies full recent_global heavy_hitter --cache_sizes 4032
+  echo "== 2. recent_global, a 4k cache: 4k context, then 32k context"
+  "${bench[@]}" --context 4032 --steps 64 --strategies recent_global --cache_sizes 4096
+  "${bench[@]}" --context 32704 --steps 64 --strategies recent_global --cache_sizes 4096
+}
+
+case "${1:-}" in
+  bundle) bundle ;;
+  run) run ;;
+  *) sed -n '2,25p' "$0"; exit 2 ;;
+esac
