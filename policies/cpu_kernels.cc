@@ -262,10 +262,12 @@ bool CpuKernelOperand(const at::Tensor& t) {
 
 namespace {
 
-// Heads per part: at least 64k keys or values' floats a part, as the
-// weight products.
-int64_t HeadGrain(int64_t n, int64_t d) {
-  return std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, n * d));
+// Items of `floats` floats each a part of RowPool::Run: at least 64k floats
+// (256 KiB) a part, as handing less to another thread costs more than it
+// saves.
+int64_t Grain(int64_t floats) {
+  return std::max<int64_t>(1,
+                           (int64_t{1} << 16) / std::max<int64_t>(1, floats));
 }
 
 }  // namespace
@@ -279,12 +281,10 @@ at::Tensor FewRowsHeadScores(const at::Tensor& q, const at::Tensor& k) {
   float* sp = scores.data_ptr<float>();
   const int64_t head_stride = k.stride(0);
   const RowsFn rows_fn = kRows[g - 1];
-  RowPool::Get().Run(h, HeadGrain(n, d),
-                     [&](int64_t, int64_t begin, int64_t end) {
-                       for (int64_t i = begin; i < end; ++i)
-                         rows_fn(kp + i * head_stride, qp + i * g * d,
-                                 sp + i * g * n, d, n, 0, n);
-                     });
+  RowPool::Get().Run(h, Grain(n * d), [&](int64_t, int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      rows_fn(kp + i * head_stride, qp + i * g * d, sp + i * g * n, d, n, 0, n);
+  });
   return scores;
 #else
   (void)q;
@@ -302,12 +302,11 @@ at::Tensor FewRowsHeadValues(const at::Tensor& p, const at::Tensor& v) {
   float* op = out.data_ptr<float>();
   const int64_t head_stride = v.stride(0);
   const AccumulateFn accumulate = kAccumulate[g - 1];
-  RowPool::Get().Run(h, HeadGrain(n, d),
-                     [&](int64_t, int64_t begin, int64_t end) {
-                       for (int64_t i = begin; i < end; ++i)
-                         accumulate(pp + i * g * n, n, vp + i * head_stride, d,
-                                    0, n, op + i * g * d);
-                     });
+  RowPool::Get().Run(h, Grain(n * d), [&](int64_t, int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      accumulate(pp + i * g * n, n, vp + i * head_stride, d, 0, n,
+                 op + i * g * d);
+  });
   return out;
 #else
   (void)p;
@@ -331,9 +330,7 @@ at::Tensor FewRowsLinear(const at::Tensor& x, const at::Tensor& w,
   at::Tensor y = at::empty({rows, n_size}, w.options());
   const float* wp = w.data_ptr<float>();
   float* yp = y.data_ptr<float>();
-  // At least 64k weights (256 KiB) per part: handing less to another thread
-  // costs more than it saves.
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / k_size);
+  const int64_t grain = Grain(k_size);  // weight rows a part
   // More than kPassRows inputs take several passes, each over a block of
   // 64 KiB of weights while it is still in the cache.
   const int64_t block = std::max<int64_t>(1, (int64_t{1} << 14) / k_size);

@@ -117,8 +117,12 @@ void GenerateTask::Start() {
   if (run_) {
     stage_ = Stage::kPrompt;
     PromptChunk();
-    return;
+  } else {
+    PromptDone();
   }
+}
+
+void GenerateTask::PromptDone() {
   stage_ = feed_.empty() ? Stage::kGenerate : Stage::kFeed;
   if (feed_.empty()) prefill_done_ = Clock::now();
 }
@@ -138,8 +142,7 @@ void GenerateTask::PromptChunk() {
   if (!run.append) s.history = std::move(run.tokens);
   logits_ = std::move(logits);
   run_.reset();
-  stage_ = feed_.empty() ? Stage::kGenerate : Stage::kFeed;
-  if (feed_.empty()) prefill_done_ = Clock::now();
+  PromptDone();
 }
 
 void GenerateTask::DropUnfinishedPrefill() {

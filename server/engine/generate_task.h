@@ -54,6 +54,9 @@ class GenerateTask final : public Task {
   void Start();  // REQUIRES: session mu held
   // Runs the prompt's next chunk. REQUIRES: session mu held.
   void PromptChunk();
+  // The prompt went through the model: next, the tokens left to feed, or
+  // sampling.
+  void PromptDone();
   // Undoes a first turn's prefill stopped between its chunks: the session
   // is left as before the request. REQUIRES: session mu held.
   void DropUnfinishedPrefill();
