@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -136,7 +137,23 @@ int main(int argc, char** argv) {
                  "its own cache (a row per count)")
       ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
-  const at::Device device(device_name);
+  std::optional<at::Device> parsed;
+  try {
+    parsed = at::Device(device_name);
+  } catch (const c10::Error&) {
+    std::fprintf(stderr,
+                 "--device: \"%s\" is not a device (cpu, cuda or cuda:N)\n",
+                 device_name.c_str());
+    return 2;
+  }
+  const at::Device device = *parsed;
+  if (device.is_cuda() && !at::hasCUDA()) {
+    std::fprintf(stderr,
+                 "--device: %s, but this LibTorch was built without CUDA or "
+                 "sees no GPU\n",
+                 device_name.c_str());
+    return 2;
+  }
   const at::ScalarType dtype = dtype_name == "bfloat16"  ? at::kBFloat16
                                : dtype_name == "float16" ? at::kHalf
                                                          : at::kFloat;
