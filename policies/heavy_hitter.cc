@@ -1,6 +1,7 @@
 // `heavy_hitter` (policies.md 3.5; H2O / Scissorhands) and its prompt
 // compressor SnapKV (4.5). Head-specific: each KV head evicts the token with
 // the lowest mean attention since it was inserted.
+#include <algorithm>
 #include <limits>
 #include <vector>
 
@@ -47,6 +48,7 @@ class HeavyHitterPolicy final : public Policy {
                                    int32_t) override {
     std::vector<int64_t> slots = EmptySlots(cache);
     if (!slots.empty()) return slots;
+    if (OnHost()) return EvictOnHost(cache, position);
     slots = EvictLowest(Scores(), cache, position, protection_);
     // The overwritten slots start new histories: rows h * L + slot.
     std::vector<int64_t> rows(slots.size());
@@ -59,6 +61,10 @@ class HeavyHitterPolicy final : public Policy {
   }
 
   void UpdateState(const DecodeObservation& o) override {
+    if (OnHost()) {
+      UpdateOnHost(o.probs.to(at::kDouble).contiguous());
+      return;
+    }
     Update(PadTo(o.probs.to(at::kDouble), num_.size(1)), *o.cache);
   }
 
@@ -91,6 +97,53 @@ class HeavyHitterPolicy final : public Policy {
   }
 
  private:
+  // On the CPU with the default unbounded float64 history, a decode step's
+  // bookkeeping is loops over the state's memory that compute what the
+  // tensor form does, to the bit: its fifteen or so small operations per
+  // layer were most of a bounded cache's time there.
+  bool OnHost() const {
+    return num_.device().is_cpu() && window_ == 1 && !threshold_;
+  }
+
+  // ChooseSlots on the host: Scores() (num / max(denom, 1)), EvictLowest,
+  // then the chosen slots' histories reset.
+  std::vector<int64_t> EvictOnHost(const KVCache& cache, int64_t position) {
+    const int64_t heads = num_.size(0), length = num_.size(1);
+    const int64_t n = cache.ActiveSlots();
+    double* num = num_.data_ptr<double>();
+    int64_t* denom = denom_.data_ptr<int64_t>();
+    std::vector<double> score(heads * n);
+    for (int64_t h = 0; h < heads; ++h) {
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t e = h * length + j;
+        score[h * n + j] =
+            num[e] / static_cast<double>(std::max<int64_t>(denom[e], 1));
+      }
+    }
+    std::vector<int64_t> slots =
+        EvictLowest(score.data(), heads, n, cache, position, protection_);
+    for (int64_t h = 0; h < heads; ++h) {
+      num[h * length + slots[h]] = 0;
+      denom[h * length + slots[h]] = 0;
+    }
+    return slots;
+  }
+
+  // Update on the host: a [H, <= L] float64, contiguous.
+  void UpdateOnHost(const at::Tensor& a) {
+    const int64_t heads = num_.size(0), length = num_.size(1);
+    const int64_t width = std::min(a.size(1), length);
+    const double* ap = a.data_ptr<double>();
+    double* num = num_.data_ptr<double>();
+    int64_t* denom = denom_.data_ptr<int64_t>();
+    for (int64_t h = 0; h < heads; ++h) {
+      for (int64_t j = 0; j < width; ++j)
+        num[h * length + j] += ap[h * a.size(1) + j];
+      for (int64_t j = 0; j < length; ++j) ++denom[h * length + j];
+    }
+    ++ctr_;
+  }
+
   // policies.md 3.5 steps 2-4 with a: [H, L] float64 (0 for empty slots).
   void Update(at::Tensor a, const KVCache& cache) {
     if (threshold_) {

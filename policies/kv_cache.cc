@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 namespace coldcompress {
@@ -171,7 +172,27 @@ void KVCache::Write(const std::vector<int64_t>& slots, const at::Tensor& k,
   }
   const bool same = std::all_of(slots.begin(), slots.end(),
                                 [&](int64_t s) { return s == slots[0]; });
-  if (same && slots[0] >= 0) {
+  if (WritesOnHost()) {
+    // Each head's row copied in place: the tensor form below is a dozen
+    // small operations per head, most of a decode step's cache write.
+    const at::Tensor kc = k.to(keys_.scalar_type()).contiguous();
+    const at::Tensor vc = v.to(values_.scalar_type()).contiguous();
+    const int64_t row = head_dim_ * keys_.element_size();
+    auto* keys = static_cast<char*>(keys_.data_ptr());
+    auto* values = static_cast<char*>(values_.data_ptr());
+    const auto* new_keys = static_cast<const char*>(kc.data_ptr());
+    const auto* new_values = static_cast<const char*>(vc.data_ptr());
+    bool* valid = valid_.data_ptr<bool>();
+    int64_t* positions = positions_.data_ptr<int64_t>();
+    for (int64_t h = 0; h < num_heads_; ++h) {
+      if (slots[h] < 0) continue;
+      const int64_t e = h * capacity_ + slots[h];
+      std::memcpy(keys + e * row, new_keys + h * row, row);
+      std::memcpy(values + e * row, new_values + h * row, row);
+      valid[e] = true;
+      positions[e] = position;
+    }
+  } else if (same && slots[0] >= 0) {
     const int64_t s = slots[0];
     if (quantized()) {
       const at::Tensor at_slot = LongTensor({s}, device());
@@ -218,6 +239,12 @@ void KVCache::Write(const std::vector<int64_t>& slots, const at::Tensor& k,
     host_positions_[h * capacity_ + s] = position;
     if (s == occupancy_[h]) ++occupancy_[h];
   }
+}
+
+bool KVCache::WritesOnHost() const {
+  return !quantized() && device().is_cpu() && keys_.is_contiguous() &&
+         values_.is_contiguous() && valid_.is_contiguous() &&
+         positions_.is_contiguous();
 }
 
 void KVCache::Append(const at::Tensor& k, const at::Tensor& v,

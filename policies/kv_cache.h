@@ -110,6 +110,9 @@ class KVCache {
                 const at::Tensor& slots) const;
   at::Tensor Dequantize(const Packed& p, int64_t slots) const;  // [H, slots, d]
   void WriteRows(const at::Tensor& k, const at::Tensor& v, int64_t first_slot);
+  // Whether Write copies rows into the tensors' memory directly (an
+  // unquantized cache in contiguous host memory).
+  bool WritesOnHost() const;
 
   int64_t num_heads_;
   int64_t head_dim_;

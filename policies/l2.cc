@@ -1,5 +1,6 @@
 // `l2` (policies.md 3.4, 4; Devoto et al. 2024): a low key norm means an
 // important token, so the largest-norm key is evicted first. Head-specific.
+#include <algorithm>
 #include <vector>
 
 #include "policies/attention.h"
@@ -34,6 +35,19 @@ class L2Policy final : public Policy {
                                    int32_t) override {
     std::vector<int64_t> slots = EmptySlots(cache);
     if (!slots.empty()) return slots;
+    if (OnHost()) {
+      // max - norm, as the tensor form below computes it, in a loop.
+      const int64_t heads = key_norm_.size(0), length = key_norm_.size(1);
+      const int64_t n = cache.ActiveSlots();
+      const float* norm = key_norm_.data_ptr<float>();
+      const float top = *std::max_element(norm, norm + heads * length);
+      std::vector<double> score(heads * n);
+      for (int64_t h = 0; h < heads; ++h) {
+        for (int64_t j = 0; j < n; ++j)
+          score[h * n + j] = static_cast<double>(top - norm[h * length + j]);
+      }
+      return EvictLowest(score.data(), heads, n, cache, position, protection_);
+    }
     const at::Tensor score = key_norm_.max() - key_norm_;  // [H, L]
     return EvictLowest(score, cache, position, protection_);
   }
@@ -41,6 +55,17 @@ class L2Policy final : public Policy {
   void UpdateState(const DecodeObservation& o) override {
     const at::Tensor norms =
         o.key.to(key_norm_.scalar_type()).norm(2, -1);  // [H]
+    if (OnHost()) {
+      const at::Tensor host = norms.contiguous();
+      float* norm = key_norm_.data_ptr<float>();
+      for (size_t h = 0; h < o.slots->size(); ++h) {
+        const int64_t slot = (*o.slots)[h];
+        if (slot >= 0)
+          norm[static_cast<int64_t>(h) * key_norm_.size(1) + slot] =
+              host.data_ptr<float>()[h];
+      }
+      return;
+    }
     // Head h's norm into element h * L + slot, for the heads that cached it.
     std::vector<int64_t> heads, elements;
     for (size_t h = 0; h < o.slots->size(); ++h) {
@@ -70,6 +95,12 @@ class L2Policy final : public Policy {
   }
 
  private:
+  // On the CPU in float32, the decode step's bookkeeping is loops over the
+  // norms' memory (a few small tensor operations fewer per layer and step).
+  bool OnHost() const {
+    return key_norm_.device().is_cpu() && key_norm_.scalar_type() == at::kFloat;
+  }
+
   Protection protection_;
   at::Tensor key_norm_;  // [H, L]
 };

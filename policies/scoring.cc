@@ -14,13 +14,19 @@ std::vector<int64_t> EvictLowest(const at::Tensor& score, const KVCache& cache,
                                  const Protection& protection) {
   if (!score.device().is_cpu())
     return EvictLowestTensors(score, cache, position, protection);
+  const at::Tensor base =
+      score.narrow(1, 0, cache.ActiveSlots()).to(at::kDouble).contiguous();
+  return EvictLowest(base.data_ptr<double>(), base.size(0), base.size(1), cache,
+                     position, protection);
+}
+
+std::vector<int64_t> EvictLowest(const double* b, int64_t rows, int64_t stride,
+                                 const KVCache& cache, int64_t position,
+                                 const Protection& protection) {
   // The same decisions from the cache's host copy of the positions, in a
   // loop: a dozen tensor operations (a few microseconds each) per layer and
   // step were most of a bounded cache's bookkeeping.
-  const int64_t rows = score.size(0);
   const int64_t n = cache.ActiveSlots();
-  const at::Tensor base = score.narrow(1, 0, n).to(at::kDouble).contiguous();
-  const double* b = base.data_ptr<double>();
   const int64_t recent_from = position - protection.recent_window;
   auto sink = [&](int64_t p) { return p >= 0 && p < protection.global_tokens; };
   std::vector<int64_t> chosen(rows);
@@ -31,7 +37,9 @@ std::vector<int64_t> EvictLowest(const at::Tensor& score, const KVCache& cache,
     for (int64_t j = 0; j < n; ++j) {
       const int64_t p = cache.position(r, j);
       const bool recent = protection.recent_window > 0 && p >= recent_from;
-      const double s = p < 0 ? -kInf : sink(p) || recent ? kInf : b[r * n + j];
+      const double s = p < 0               ? -kInf
+                       : sink(p) || recent ? kInf
+                                           : b[r * stride + j];
       if (j == 0 || s < best) {
         best = s;
         slot = j;

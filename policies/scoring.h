@@ -27,6 +27,12 @@ struct Protection {
 std::vector<int64_t> EvictLowest(const at::Tensor& score, const KVCache& cache,
                                  int64_t position,
                                  const Protection& protection);
+// EvictLowest of a host score: rows x ActiveSlots() float64 values, row r
+// at score + r * stride.
+std::vector<int64_t> EvictLowest(const double* score, int64_t rows,
+                                 int64_t stride, const KVCache& cache,
+                                 int64_t position,
+                                 const Protection& protection);
 // EvictLowest in tensor operations on the score's device: its way off the
 // CPU (on the CPU it loops over the cache's host copy of the positions).
 std::vector<int64_t> EvictLowestTensors(const at::Tensor& score,

@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
       "to the measured memory-bandwidth roofline"};
   int layers = 12, hidden = 768, heads = 12, kv_heads = 4, intermediate = 2048,
       vocab = 32000;
-  int64_t context = 2048, steps = 64;
+  int64_t context = 2048, steps = 64, rounds = 8;
   int threads = 0;
   std::string device_name = "cpu", dtype_name = "float32";
   std::vector<std::string> strategies = {"full", "recent_global", "l2",
@@ -121,6 +121,10 @@ int main(int argc, char** argv) {
   app.add_option("--vocab", vocab);
   app.add_option("--context", context, "prompt tokens before decoding");
   app.add_option("--steps", steps, "decode steps timed per policy");
+  app.add_option("--rounds", rounds,
+                 "turns the rows take at decoding their steps (1: each row's "
+                 "steps in one piece)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   app.add_option("--strategies", strategies,
                  "cache strategies (full runs with the whole context)");
   app.add_option("--cache_sizes", cache_sizes,
@@ -211,10 +215,11 @@ int main(int argc, char** argv) {
         bandwidth / 1e9);
   }
   std::printf(
-      "prompt %lld tokens, then %lld greedy decode steps timed; a step reads "
-      "%.1f MB of weights and every session's cached K/V\n\n",
+      "prompt %lld tokens, then %lld greedy decode steps timed, in %lld "
+      "rounds that visit every row in turn; a step reads %.1f MB of weights "
+      "and every session's cached K/V\n\n",
       static_cast<long long>(context), static_cast<long long>(steps),
-      weight_bytes / 1e6);
+      static_cast<long long>(rounds), weight_bytes / 1e6);
   std::printf(
       "| strategy       | cache | sessions | cached tokens | K/V MB | "
       "decode tok/s | roofline tok/s | of roofline |\n"
@@ -232,6 +237,21 @@ int main(int argc, char** argv) {
       2LL * kv_heads * c.head_dim *
       static_cast<int64_t>(c10::elementSize(dtype));
 
+  // Every row's sessions are prefilled first; then the rows take turns,
+  // `rounds` times `steps / rounds` decode steps each, so that a slow spell
+  // of a shared machine falls on every row alike.
+  struct Row {
+    std::string strategy;
+    std::string cache_label = "-";
+    CachePlan plan;
+    int batch = 1;
+    std::vector<std::vector<std::unique_ptr<CacheLayer>>> copies;
+    std::vector<std::vector<CacheLayer*>> pointers;
+    at::Tensor logits;
+    int64_t position = 0;
+    double seconds = 0;
+  };
+  std::vector<Row> rows;
   for (const std::string& strategy : strategies) {
     const bool full = strategy == "full";
     for (double size : full ? std::vector<double>{1.0} : cache_sizes) {
@@ -260,50 +280,66 @@ int main(int argc, char** argv) {
       for (int64_t i = n; i < context; ++i)
         prompt_logits = model.Decode(prompt[i], i, cache);
       for (const int batch : sessions) {
+        Row& row = rows.emplace_back();
+        row.strategy = strategy;
+        if (!full) {
+          char label[32];
+          std::snprintf(label, sizeof(label), "%g", size);
+          row.cache_label = label;
+        }
+        row.plan = *plan;
+        row.batch = batch;
         // Every session starts from a copy of the prompt's caches.
-        std::vector<std::vector<std::unique_ptr<CacheLayer>>> copies(batch);
-        std::vector<std::vector<CacheLayer*>> pointers(batch);
+        row.copies.resize(batch);
         for (int b = 0; b < batch; ++b) {
-          for (const auto& layer : *built) copies[b].push_back(layer->Clone());
-          pointers[b] = coldcompress::LayerPointers(copies[b]);
+          for (const auto& layer : *built)
+            row.copies[b].push_back(layer->Clone());
+          row.pointers.push_back(coldcompress::LayerPointers(row.copies[b]));
         }
-        at::Tensor logits = prompt_logits.unsqueeze(0).expand({batch, -1});
-        int64_t position = context;
-        // Timed: greedy decoding, as the server's scheduler does it.
-        const auto t0 = Clock::now();
-        for (int64_t i = 0; i < steps; ++i) {
-          const at::Tensor tokens = logits.argmax(-1);
-          std::vector<LlamaModel::DecodeRow> rows(batch);
-          for (int b = 0; b < batch; ++b) {
-            rows[b].token = static_cast<int32_t>(tokens[b].item<int64_t>());
-            rows[b].position = position;
-            rows[b].layers = pointers[b];
-          }
-          logits = model.DecodeBatch(rows);
-          ++position;
-        }
-        const double tokens_per_s = batch * steps / Seconds(t0);
-        // K/V of the tokens in one session's cache at the last step, every
-        // layer; a step reads the weights once and every session's K/V.
-        int64_t cached_tokens = 0;
-        for (const auto& layer : plan->layers)
-          cached_tokens += std::min<int64_t>(layer.capacity, position - 1);
-        const int64_t kv_bytes = cached_tokens * kv_bytes_per_token;
-        const double roofline =
-            batch * bandwidth /
-            static_cast<double>(weight_bytes + batch * kv_bytes);
-        char cache_label[32] = "-";
-        if (!full) std::snprintf(cache_label, sizeof(cache_label), "%g", size);
-        std::printf(
-            "| %-14s | %5s | %8d | %13lld | %6.1f | %12.1f | %14.1f | "
-            "%10.1f%% |\n",
-            strategy.c_str(), cache_label, batch,
-            static_cast<long long>(cached_tokens / layers),
-            batch * kv_bytes / 1e6, tokens_per_s, roofline,
-            100 * tokens_per_s / roofline);
-        std::fflush(stdout);
+        row.logits = prompt_logits.unsqueeze(0).expand({batch, -1});
+        row.position = context;
       }
     }
+  }
+  for (int64_t round = 0; round < rounds; ++round) {
+    for (Row& row : rows) {
+      // Timed: greedy decoding, as the server's scheduler does it.
+      const int64_t until = context + steps * (round + 1) / rounds;
+      const auto t0 = Clock::now();
+      for (; row.position < until; ++row.position) {
+        const at::Tensor tokens = row.logits.argmax(-1);
+        std::vector<LlamaModel::DecodeRow> batch(row.batch);
+        for (int b = 0; b < row.batch; ++b) {
+          batch[b].token = static_cast<int32_t>(tokens[b].item<int64_t>());
+          batch[b].position = row.position;
+          batch[b].layers = row.pointers[b];
+        }
+        row.logits = model.DecodeBatch(batch);
+      }
+      // A GPU's last step finishes before the clock stops, not in the next
+      // row's time.
+      (void)row.logits[0][0].item<float>();
+      row.seconds += Seconds(t0);
+    }
+  }
+  for (const Row& row : rows) {
+    const double tokens_per_s = row.batch * steps / row.seconds;
+    // K/V of the tokens in one session's cache at the last step, every
+    // layer; a step reads the weights once and every session's K/V.
+    int64_t cached_tokens = 0;
+    for (const auto& layer : row.plan.layers)
+      cached_tokens += std::min<int64_t>(layer.capacity, row.position - 1);
+    const int64_t kv_bytes = cached_tokens * kv_bytes_per_token;
+    const double roofline =
+        row.batch * bandwidth /
+        static_cast<double>(weight_bytes + row.batch * kv_bytes);
+    std::printf(
+        "| %-14s | %5s | %8d | %13lld | %6.1f | %12.1f | %14.1f | "
+        "%10.1f%% |\n",
+        row.strategy.c_str(), row.cache_label.c_str(), row.batch,
+        static_cast<long long>(cached_tokens / layers),
+        row.batch * kv_bytes / 1e6, tokens_per_s, roofline,
+        100 * tokens_per_s / roofline);
   }
   return 0;
 }

@@ -8,14 +8,25 @@
 // - BM_LayerDecode/<strategy>: one layer's cache step alone (insert, evict,
 //   attention, the policy's state update) on random q/k/v, 8 KV heads of 128
 //   at a capacity of 1,024: the policy's bookkeeping next to attention,
-//   without the model's matrix products.
+//   without the model's matrix products;
+// - BM_FewRowsLinear/<rows>/<out>/<in>: the decode steps' weight product
+//   for `rows` input rows (sessions in a batch) over 16 different
+//   out x in fp32 matrices taken in turn, so that, as in a model, the
+//   weights come from memory rather than the cache: the weights' GB/s and
+//   the FMAs per second it reaches;
+// - BM_FewRowsHeadScores / BM_FewRowsHeadValues/<G>/<n>: one sequence's
+//   decode attention over a layer's cache of n tokens, 4 KV heads of 64
+//   with G query heads each, the keys (or values) of 48 such layers taken
+//   in turn: the GB/s of K (or V) read.
 #include <ATen/ATen.h>
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <vector>
 
 #include "policies/cache_layer.h"
+#include "policies/cpu_kernels.h"
 #include "policies/layer_plan.h"
 #include "policies/registry.h"
 #include "server/engine/session.h"
@@ -114,6 +125,74 @@ void BM_LayerDecode(benchmark::State& state, const std::string& strategy) {
   }
   state.SetItemsProcessed(state.iterations());
 }
+
+void BM_FewRowsLinear(benchmark::State& state) {
+  const int64_t rows = state.range(0), out = state.range(1),
+                in = state.range(2);
+  constexpr int kMatrices = 16;
+  std::vector<at::Tensor> weights;
+  for (int i = 0; i < kMatrices; ++i) weights.push_back(at::randn({out, in}));
+  const at::Tensor x = at::randn({rows, in});
+  if (!FewRowsLinearApplies(x, weights[0])) {
+    state.SkipWithError("FewRowsLinear does not apply on this CPU");
+    return;
+  }
+  int i = 0;
+  for (auto _ : state) {
+    at::Tensor y = FewRowsLinear(x, weights[i++ % kMatrices], {});
+    benchmark::DoNotOptimize(y.data_ptr());
+  }
+  const double calls = static_cast<double>(state.iterations());
+  state.counters["weight_GB/s"] = benchmark::Counter(
+      calls * out * in * 4 / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFMA/s"] = benchmark::Counter(calls * rows * out * in / 1e9,
+                                                benchmark::Counter::kIsRate);
+}
+
+// One sequence's attention over layers' caches [4, n, 64]: `values` false
+// times the scores q k^T, true the weighted sum p v.
+void HeadAttention(benchmark::State& state, bool values) {
+  const int64_t g = state.range(0), n = state.range(1);
+  constexpr int64_t kHeads = 4, kDim = 64;
+  constexpr int kLayers = 48;  // 104 MB at n = 2,111: from memory
+  std::vector<at::Tensor> caches;
+  for (int i = 0; i < kLayers; ++i)
+    caches.push_back(at::randn({kHeads, n, kDim}));
+  const at::Tensor q = at::randn({kHeads, g, kDim});
+  const at::Tensor p = at::softmax(at::randn({kHeads, g, n}), -1);
+  int i = 0;
+  for (auto _ : state) {
+    const at::Tensor& cache = caches[i++ % kLayers];
+    at::Tensor out =
+        values ? FewRowsHeadValues(p, cache) : FewRowsHeadScores(q, cache);
+    benchmark::DoNotOptimize(out.data_ptr());
+  }
+  state.counters["GB/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * kHeads * n * kDim * 4 / 1e9,
+      benchmark::Counter::kIsRate);
+}
+
+void BM_FewRowsHeadScores(benchmark::State& state) {
+  HeadAttention(state, false);
+}
+void BM_FewRowsHeadValues(benchmark::State& state) {
+  HeadAttention(state, true);
+}
+BENCHMARK(BM_FewRowsHeadScores)
+    ->ArgsProduct({{3}, {288, 2111}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK(BM_FewRowsHeadValues)
+    ->ArgsProduct({{3}, {288, 2111}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+BENCHMARK(BM_FewRowsLinear)
+    ->ArgsProduct({{1, 2, 3, 4, 8, 16}, {2048}, {768}})
+    ->Args({8, 768, 2048})
+    ->Args({16, 768, 2048})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 #define COLDCOMPRESS_DECODE_BENCH(strategy)              \
   BENCHMARK_CAPTURE(BM_ModelDecode, strategy, #strategy) \
