@@ -125,13 +125,51 @@ RowsFn RowsFor(int64_t b, int64_t k_size) {
 
 constexpr int64_t kPassRows = 8;  // input rows per pass over the weights
 
+// Columns [j0, j0 + 8 * C) of AccumulateRows below, their B * C sums in
+// registers for the whole k range.
+template <int B, int C>
+AVX2_FMA void AccumulateColumns(const float* __restrict x, int64_t x_stride,
+                                const float* __restrict w, int64_t d_size,
+                                int64_t begin, int64_t end, int64_t j0,
+                                float* __restrict acc) {
+  constexpr int64_t kPrefetchRows = 8;
+  __m256 sum[B][C];
+  for (int b = 0; b < B; ++b)
+    for (int c = 0; c < C; ++c)
+      sum[b][c] = _mm256_loadu_ps(acc + b * d_size + j0 + 8 * c);
+  for (int64_t k = begin; k < end; ++k) {
+    if (j0 == 0) {
+      // The rows a few ahead, whole (the next column blocks read them from
+      // the cache): the hardware's prefetcher alone keeps fewer loads in
+      // flight.
+      for (int64_t line = 0; line < d_size; line += 16) {
+        _mm_prefetch(reinterpret_cast<const char*>(
+                         w + (k + kPrefetchRows) * d_size + line),
+                     _MM_HINT_T0);
+      }
+    }
+    __m256 row[C];
+    for (int c = 0; c < C; ++c)
+      row[c] = _mm256_loadu_ps(w + k * d_size + j0 + 8 * c);
+    for (int b = 0; b < B; ++b) {
+      const __m256 xb = _mm256_set1_ps(x[b * x_stride + k]);
+      for (int c = 0; c < C; ++c)
+        sum[b][c] = _mm256_fmadd_ps(xb, row[c], sum[b][c]);
+    }
+  }
+  for (int b = 0; b < B; ++b)
+    for (int c = 0; c < C; ++c)
+      _mm256_storeu_ps(acc + b * d_size + j0 + 8 * c, sum[b][c]);
+}
+
 // acc[b, :] += sum over k in [begin, end) of x[b, k] * w[k, :], in k order:
 // x [B, K] with row stride x_stride, w [K, D] rows contiguous. Each element
 // is acc = fma(x[b, k], w[k, j], acc) for k in order, however the columns
 // are grouped: C vectors of 8 columns at a time stay in registers for the
 // whole k range (before, each k loaded and stored every accumulator: three
 // memory operations an FMA, a quarter of one layer's decode step in a cache
-// of 288 slots, BM_LayerDecode), and the last D % 8 columns go one by one.
+// of 288 slots, BM_LayerDecode), then single vectors, and the last D % 8
+// columns go one by one.
 template <int B>
 AVX2_FMA void AccumulateRows(const float* __restrict x, int64_t x_stride,
                              const float* __restrict w, int64_t d_size,
@@ -141,7 +179,6 @@ AVX2_FMA void AccumulateRows(const float* __restrict x, int64_t x_stride,
   // Rows of w a column block takes before the next block does the same
   // rows, so that those read them from the L1 cache.
   constexpr int64_t kChunkRows = 32;
-  constexpr int64_t kPrefetchRows = 8;
   if (end - begin > kChunkRows && d_size > 8 * C) {
     for (int64_t k = begin; k < end; k += kChunkRows)
       AccumulateRows<B>(x, x_stride, w, d_size, k,
@@ -149,46 +186,10 @@ AVX2_FMA void AccumulateRows(const float* __restrict x, int64_t x_stride,
     return;
   }
   int64_t j0 = 0;
-  for (; j0 + 8 * C <= d_size; j0 += 8 * C) {
-    __m256 sum[B][C];
-    for (int b = 0; b < B; ++b)
-      for (int c = 0; c < C; ++c)
-        sum[b][c] = _mm256_loadu_ps(acc + b * d_size + j0 + 8 * c);
-    for (int64_t k = begin; k < end; ++k) {
-      if (j0 == 0) {
-        // The rows a few ahead, whole (the next column blocks read them
-        // from the cache): the hardware's prefetcher alone keeps fewer
-        // loads in flight.
-        for (int64_t line = 0; line < d_size; line += 16) {
-          _mm_prefetch(reinterpret_cast<const char*>(
-                           w + (k + kPrefetchRows) * d_size + line),
-                       _MM_HINT_T0);
-        }
-      }
-      __m256 row[C];
-      for (int c = 0; c < C; ++c)
-        row[c] = _mm256_loadu_ps(w + k * d_size + j0 + 8 * c);
-      for (int b = 0; b < B; ++b) {
-        const __m256 xb = _mm256_set1_ps(x[b * x_stride + k]);
-        for (int c = 0; c < C; ++c)
-          sum[b][c] = _mm256_fmadd_ps(xb, row[c], sum[b][c]);
-      }
-    }
-    for (int b = 0; b < B; ++b)
-      for (int c = 0; c < C; ++c)
-        _mm256_storeu_ps(acc + b * d_size + j0 + 8 * c, sum[b][c]);
-  }
-  for (; j0 + 8 <= d_size; j0 += 8) {
-    __m256 sum[B];
-    for (int b = 0; b < B; ++b) sum[b] = _mm256_loadu_ps(acc + b * d_size + j0);
-    for (int64_t k = begin; k < end; ++k) {
-      const __m256 row = _mm256_loadu_ps(w + k * d_size + j0);
-      for (int b = 0; b < B; ++b)
-        sum[b] =
-            _mm256_fmadd_ps(_mm256_set1_ps(x[b * x_stride + k]), row, sum[b]);
-    }
-    for (int b = 0; b < B; ++b) _mm256_storeu_ps(acc + b * d_size + j0, sum[b]);
-  }
+  for (; j0 + 8 * C <= d_size; j0 += 8 * C)
+    AccumulateColumns<B, C>(x, x_stride, w, d_size, begin, end, j0, acc);
+  for (; j0 + 8 <= d_size; j0 += 8)
+    AccumulateColumns<B, 1>(x, x_stride, w, d_size, begin, end, j0, acc);
   if (j0 == d_size) return;
   for (int64_t k = begin; k < end; ++k) {
     const float* row = w + k * d_size;

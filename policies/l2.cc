@@ -57,12 +57,12 @@ class L2Policy final : public Policy {
         o.key.to(key_norm_.scalar_type()).norm(2, -1);  // [H]
     if (OnHost()) {
       const at::Tensor host = norms.contiguous();
+      const float* values = host.data_ptr<float>();
       float* norm = key_norm_.data_ptr<float>();
       for (size_t h = 0; h < o.slots->size(); ++h) {
         const int64_t slot = (*o.slots)[h];
         if (slot >= 0)
-          norm[static_cast<int64_t>(h) * key_norm_.size(1) + slot] =
-              host.data_ptr<float>()[h];
+          norm[static_cast<int64_t>(h) * key_norm_.size(1) + slot] = values[h];
       }
       return;
     }

@@ -14,7 +14,7 @@
 //   out x in fp32 matrices taken in turn, so that, as in a model, the
 //   weights come from memory rather than the cache: the weights' GB/s and
 //   the FMAs per second it reaches;
-// - BM_FewRowsHeadScores / BM_FewRowsHeadValues/<G>/<n>: one sequence's
+// - BM_FewRowsHeadAttention/{scores,values}/<G>/<n>: one sequence's
 //   decode attention over a layer's cache of n tokens, 4 KV heads of 64
 //   with G query heads each, the keys (or values) of 48 such layers taken
 //   in turn: the GB/s of K (or V) read.
@@ -151,7 +151,7 @@ void BM_FewRowsLinear(benchmark::State& state) {
 
 // One sequence's attention over layers' caches [4, n, 64]: `values` false
 // times the scores q k^T, true the weighted sum p v.
-void HeadAttention(benchmark::State& state, bool values) {
+void BM_FewRowsHeadAttention(benchmark::State& state, bool values) {
   const int64_t g = state.range(0), n = state.range(1);
   constexpr int64_t kHeads = 4, kDim = 64;
   constexpr int kLayers = 48;  // 104 MB at n = 2,111: from memory
@@ -172,17 +172,11 @@ void HeadAttention(benchmark::State& state, bool values) {
       benchmark::Counter::kIsRate);
 }
 
-void BM_FewRowsHeadScores(benchmark::State& state) {
-  HeadAttention(state, false);
-}
-void BM_FewRowsHeadValues(benchmark::State& state) {
-  HeadAttention(state, true);
-}
-BENCHMARK(BM_FewRowsHeadScores)
+BENCHMARK_CAPTURE(BM_FewRowsHeadAttention, scores, false)
     ->ArgsProduct({{3}, {288, 2111}})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
-BENCHMARK(BM_FewRowsHeadValues)
+BENCHMARK_CAPTURE(BM_FewRowsHeadAttention, values, true)
     ->ArgsProduct({{3}, {288, 2111}})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
