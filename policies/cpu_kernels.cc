@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -22,196 +23,67 @@ namespace {
 
 #ifdef COLDCOMPRESS_CPU_KERNELS_AVX2
 
-#define AVX2_FMA __attribute__((target("avx2,fma")))
-
-// The 8 lanes of v summed in a fixed order.
-AVX2_FMA inline float Sum8(__m256 v) {
-  const __m128 quad =
-      _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
-  return _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1)));
-}
-
-// How far ahead of the weights being multiplied their loads are asked for,
-// with 3 or more input rows: the FMAs then take as long as the loads, and
-// without asking ahead the core does one, then the other (8 rows, one core:
-// 6.5 -> 8.8 GB/s of weights; the scores of 3 query heads over a head's
-// cached keys, 2 threads: 18.5 -> 21.4 GB/s). One or two rows are paced by
-// the loads alone, and the hardware's prefetcher does better on its own
-// (13.4 GB/s without, 11.2 with).
-constexpr int64_t kPrefetchFloats = 256;
-
-// Output rows n..n+R-1 for input rows 0..B-1: y[b, n + r] = w[n + r, :] .
-// x[b, :]. Every element is summed lane-wise over k in steps of 8, then
-// across lanes (Sum8), then over the last K % 8 terms: the same order for
-// any R and B.
-template <int R, int B>
-AVX2_FMA void Block(const float* w, const float* x, float* y, int64_t k_size,
-                    int64_t n_size, int64_t n) {
-  __m256 acc[R][B];
-  for (int r = 0; r < R; ++r)
-    for (int b = 0; b < B; ++b) acc[r][b] = _mm256_setzero_ps();
-  int64_t k = 0;
-  for (; k + 8 <= k_size; k += 8) {
-    __m256 wv[R];
-    for (int r = 0; r < R; ++r) {
-      if constexpr (B >= 3) {
-        _mm_prefetch(reinterpret_cast<const char*>(w + (n + r) * k_size + k +
-                                                   kPrefetchFloats),
-                     _MM_HINT_T0);
-      }
-      // The next block's rows at the same column, into the L2 cache: the
-      // loads of a block then find their lines on the way rather than in
-      // memory (2 threads, a 2048 x 768 product: 1 row 27-33 -> 32-45 GB/s
-      // of weights, 2 rows 24 -> 35, 4 rows 14 -> 35, 8 rows 13 -> 24).
-      _mm_prefetch(reinterpret_cast<const char*>(w + (n + R + r) * k_size + k),
-                   _MM_HINT_T1);
-      wv[r] = _mm256_loadu_ps(w + (n + r) * k_size + k);
-    }
-    for (int b = 0; b < B; ++b) {
-      const __m256 xv = _mm256_loadu_ps(x + b * k_size + k);
-      for (int r = 0; r < R; ++r)
-        acc[r][b] = _mm256_fmadd_ps(wv[r], xv, acc[r][b]);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    for (int b = 0; b < B; ++b) {
-      float s = Sum8(acc[r][b]);
-      for (int64_t t = k; t < k_size; ++t)
-        s = std::fma(w[(n + r) * k_size + t], x[b * k_size + t], s);
-      y[b * n_size + n + r] = s;
-    }
-  }
-}
-
-// Rows [begin, end) of the output for B inputs, R rows at a time. One
-// input streams 8 weight rows at once: more loads in flight than 4 (one
-// core: 14.1 -> 17.6 GB/s of weights), what a lone sequence's decode step
-// is bound by. With more inputs each input vector loaded serves R FMAs:
-// as many rows as keep the R * B accumulators in the 16 registers (3 or 4
-// inputs: R 2 -> 4 made a 2048 x 768 product about 15% faster), except
-// that inputs too large for the L1 cache take R = 2 and let some
-// accumulators live on the stack (2 threads, 8 inputs of 2048 floats:
-// 651 -> 454 us a 768 x 2048 product; of 768 floats, R = 2 is slower:
-// 461 -> 560 us a 2048 x 768 one). BM_FewRowsLinear measures these.
-template <int B, int R>
-AVX2_FMA void Rows(const float* w, const float* x, float* y, int64_t k_size,
-                   int64_t n_size, int64_t begin, int64_t end) {
-  int64_t n = begin;
-  for (; n + R <= end; n += R) Block<R, B>(w, x, y, k_size, n_size, n);
-  for (; n < end; ++n) Block<1, B>(w, x, y, k_size, n_size, n);
-}
-
-template <int B>
-constexpr int kRegisterRows = B == 1   ? 8
-                              : B == 2 ? 4
-                              : B <= 4 ? 4
-                                       : 1;
-
 using RowsFn = void (*)(const float*, const float*, float*, int64_t, int64_t,
                         int64_t, int64_t);
-constexpr RowsFn kRows[] = {
-    Rows<1, kRegisterRows<1>>, Rows<2, kRegisterRows<2>>,
-    Rows<3, kRegisterRows<3>>, Rows<4, kRegisterRows<4>>,
-    Rows<5, kRegisterRows<5>>, Rows<6, kRegisterRows<6>>,
-    Rows<7, kRegisterRows<7>>, Rows<8, kRegisterRows<8>>};
-constexpr RowsFn kWideRows[] = {Rows<5, 2>, Rows<6, 2>, Rows<7, 2>, Rows<8, 2>};
-
-// The kernel for b inputs of k_size floats.
-RowsFn RowsFor(int64_t b, int64_t k_size) {
-  constexpr int64_t kL1Floats = 32 * 1024 / sizeof(float);
-  return b >= 5 && b * k_size > kL1Floats ? kWideRows[b - 5] : kRows[b - 1];
-}
-
-constexpr int64_t kPassRows = 8;  // input rows per pass over the weights
-
-// Columns [j0, j0 + 8 * C) of AccumulateRows below, their B * C sums in
-// registers for the whole k range.
-template <int B, int C>
-AVX2_FMA void AccumulateColumns(const float* __restrict x, int64_t x_stride,
-                                const float* __restrict w, int64_t d_size,
-                                int64_t begin, int64_t end, int64_t j0,
-                                float* __restrict acc) {
-  constexpr int64_t kPrefetchRows = 8;
-  __m256 sum[B][C];
-  for (int b = 0; b < B; ++b)
-    for (int c = 0; c < C; ++c)
-      sum[b][c] = _mm256_loadu_ps(acc + b * d_size + j0 + 8 * c);
-  for (int64_t k = begin; k < end; ++k) {
-    if (j0 == 0) {
-      // The rows a few ahead, whole (the next column blocks read them from
-      // the cache): the hardware's prefetcher alone keeps fewer loads in
-      // flight.
-      for (int64_t line = 0; line < d_size; line += 16) {
-        _mm_prefetch(reinterpret_cast<const char*>(
-                         w + (k + kPrefetchRows) * d_size + line),
-                     _MM_HINT_T0);
-      }
-    }
-    __m256 row[C];
-    for (int c = 0; c < C; ++c)
-      row[c] = _mm256_loadu_ps(w + k * d_size + j0 + 8 * c);
-    for (int b = 0; b < B; ++b) {
-      const __m256 xb = _mm256_set1_ps(x[b * x_stride + k]);
-      for (int c = 0; c < C; ++c)
-        sum[b][c] = _mm256_fmadd_ps(xb, row[c], sum[b][c]);
-    }
-  }
-  for (int b = 0; b < B; ++b)
-    for (int c = 0; c < C; ++c)
-      _mm256_storeu_ps(acc + b * d_size + j0 + 8 * c, sum[b][c]);
-}
-
-// acc[b, :] += sum over k in [begin, end) of x[b, k] * w[k, :], in k order:
-// x [B, K] with row stride x_stride, w [K, D] rows contiguous. Each element
-// is acc = fma(x[b, k], w[k, j], acc) for k in order, however the columns
-// are grouped: C vectors of 8 columns at a time stay in registers for the
-// whole k range (before, each k loaded and stored every accumulator: three
-// memory operations an FMA, a quarter of one layer's decode step in a cache
-// of 288 slots, BM_LayerDecode), then single vectors, and the last D % 8
-// columns go one by one.
-template <int B>
-AVX2_FMA void AccumulateRows(const float* __restrict x, int64_t x_stride,
-                             const float* __restrict w, int64_t d_size,
-                             int64_t begin, int64_t end,
-                             float* __restrict acc) {
-  constexpr int C = B <= 3 ? 4 : B <= 6 ? 2 : 1;
-  // Rows of w a column block takes before the next block does the same
-  // rows, so that those read them from the L1 cache.
-  constexpr int64_t kChunkRows = 32;
-  if (end - begin > kChunkRows && d_size > 8 * C) {
-    for (int64_t k = begin; k < end; k += kChunkRows)
-      AccumulateRows<B>(x, x_stride, w, d_size, k,
-                        std::min(end, k + kChunkRows), acc);
-    return;
-  }
-  int64_t j0 = 0;
-  for (; j0 + 8 * C <= d_size; j0 += 8 * C)
-    AccumulateColumns<B, C>(x, x_stride, w, d_size, begin, end, j0, acc);
-  for (; j0 + 8 <= d_size; j0 += 8)
-    AccumulateColumns<B, 1>(x, x_stride, w, d_size, begin, end, j0, acc);
-  if (j0 == d_size) return;
-  for (int64_t k = begin; k < end; ++k) {
-    const float* row = w + k * d_size;
-    for (int b = 0; b < B; ++b) {
-      const float xb = x[b * x_stride + k];
-      float* a = acc + b * d_size;
-      for (int64_t j = j0; j < d_size; ++j) a[j] = std::fma(xb, row[j], a[j]);
-    }
-  }
-}
-
 using AccumulateFn = void (*)(const float*, int64_t, const float*, int64_t,
                               int64_t, int64_t, float*);
-constexpr AccumulateFn kAccumulate[] = {
-    AccumulateRows<1>, AccumulateRows<2>, AccumulateRows<3>, AccumulateRows<4>,
-    AccumulateRows<5>, AccumulateRows<6>, AccumulateRows<7>, AccumulateRows<8>};
+
+namespace avx2 {
+#define KERNEL_TARGET __attribute__((target("avx2,fma")))
+constexpr int kVectorRegisters = 16;
+#include "policies/cpu_kernels_isa.inc"
+#undef KERNEL_TARGET
+}  // namespace avx2
+
+namespace avx512 {
+#define KERNEL_TARGET __attribute__((target("avx2,fma,avx512f,avx512vl")))
+constexpr int kVectorRegisters = 32;
+#include "policies/cpu_kernels_isa.inc"
+#undef KERNEL_TARGET
+}  // namespace avx512
+
+// One instruction set's kernels.
+struct KernelSet {
+  const RowsFn* rows;              // by inputs, 1-8
+  const RowsFn* wide_rows;         // 5-8 inputs larger than the L1 cache
+  const AccumulateFn* accumulate;  // by inputs, 1-8
+};
+constexpr KernelSet kAvx2Kernels{avx2::kRows, avx2::kWideRows,
+                                 avx2::kAccumulate};
+constexpr KernelSet kAvx512Kernels{avx512::kRows, avx512::kWideRows,
+                                   avx512::kAccumulate};
 
 bool CpuHasAvx2Fma() {
   static const bool yes =
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return yes;
 }
+
+bool CpuHasAvx512Vl() {
+  static const bool yes = CpuHasAvx2Fma() &&
+                          __builtin_cpu_supports("avx512f") &&
+                          __builtin_cpu_supports("avx512vl");
+  return yes;
+}
+
+// The set the kernels use: the widest the CPU has, unless SetCpuKernelIsa
+// chose another.
+std::atomic<const KernelSet*>& ChosenKernels() {
+  static std::atomic<const KernelSet*> chosen{CpuHasAvx512Vl() ? &kAvx512Kernels
+                                                               : &kAvx2Kernels};
+  return chosen;
+}
+
+const KernelSet& Kernels() { return *ChosenKernels().load(); }
+
+// The kernel for b inputs of k_size floats.
+RowsFn RowsFor(const KernelSet& set, int64_t b, int64_t k_size) {
+  constexpr int64_t kL1Floats = 32 * 1024 / sizeof(float);
+  return b >= 5 && b * k_size > kL1Floats ? set.wide_rows[b - 5]
+                                          : set.rows[b - 1];
+}
+
+constexpr int64_t kPassRows = 8;  // input rows per pass over the weights
 
 #endif  // COLDCOMPRESS_CPU_KERNELS_AVX2
 
@@ -356,6 +228,42 @@ bool CpuKernelOperand(const at::Tensor& t) {
 #endif
 }
 
+bool CpuKernelIsaSupported(CpuKernelIsa isa) {
+#ifdef COLDCOMPRESS_CPU_KERNELS_AVX2
+  switch (isa) {
+    case CpuKernelIsa::kAvx2:
+      return CpuHasAvx2Fma();
+    case CpuKernelIsa::kAvx512:
+      return CpuHasAvx512Vl();
+  }
+#endif
+  (void)isa;
+  return false;
+}
+
+bool SetCpuKernelIsa(CpuKernelIsa isa) {
+  if (!CpuKernelIsaSupported(isa)) return false;
+#ifdef COLDCOMPRESS_CPU_KERNELS_AVX2
+  ChosenKernels().store(isa == CpuKernelIsa::kAvx512 ? &kAvx512Kernels
+                                                     : &kAvx2Kernels);
+#endif
+  return true;
+}
+
+std::optional<CpuKernelIsa> GetCpuKernelIsa() {
+#ifdef COLDCOMPRESS_CPU_KERNELS_AVX2
+  if (CpuHasAvx2Fma()) {
+    return &Kernels() == &kAvx512Kernels ? CpuKernelIsa::kAvx512
+                                         : CpuKernelIsa::kAvx2;
+  }
+#endif
+  return std::nullopt;
+}
+
+const char* CpuKernelIsaName(CpuKernelIsa isa) {
+  return isa == CpuKernelIsa::kAvx512 ? "avx512" : "avx2";
+}
+
 namespace {
 
 // Items of `floats` floats each a part of RowPool::Run: at least 64k floats
@@ -376,7 +284,7 @@ at::Tensor FewRowsHeadScores(const at::Tensor& q, const at::Tensor& k) {
   const float* kp = k.data_ptr<float>();
   float* sp = scores.data_ptr<float>();
   const int64_t head_stride = k.stride(0);
-  const RowsFn rows_fn = RowsFor(g, d);
+  const RowsFn rows_fn = RowsFor(Kernels(), g, d);
   RowPool::Get().Run(h, Grain(n * d), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
       rows_fn(kp + i * head_stride, qp + i * g * d, sp + i * g * n, d, n, 0, n);
@@ -397,7 +305,7 @@ at::Tensor FewRowsHeadValues(const at::Tensor& p, const at::Tensor& v) {
   const float* vp = v.data_ptr<float>();
   float* op = out.data_ptr<float>();
   const int64_t head_stride = v.stride(0);
-  const AccumulateFn accumulate = kAccumulate[g - 1];
+  const AccumulateFn accumulate = Kernels().accumulate[g - 1];
   RowPool::Get().Run(h, Grain(n * d), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
       accumulate(pp + i * g * n, n, vp + i * head_stride, d, 0, n,
@@ -431,13 +339,15 @@ at::Tensor FewRowsLinear(const at::Tensor& x, const at::Tensor& w,
   // 64 KiB of weights while it is still in the cache.
   const int64_t block = std::max<int64_t>(1, (int64_t{1} << 14) / k_size);
   const float* xp = xs.data_ptr<float>();
+  const KernelSet& set = Kernels();
   RowPool::Get().Run(n_size, grain, [&](int64_t begin, int64_t end) {
     for (int64_t start = begin; start < end; start += block) {
       const int64_t stop = std::min(end, start + block);
       for (int64_t first = 0; first < rows; first += kPassRows) {
         const int64_t count = std::min(kPassRows, rows - first);
-        RowsFor(count, k_size)(wp, xp + first * k_size, yp + first * n_size,
-                               k_size, n_size, start, stop);
+        RowsFor(set, count, k_size)(wp, xp + first * k_size,
+                                    yp + first * n_size, k_size, n_size, start,
+                                    stop);
       }
     }
   });

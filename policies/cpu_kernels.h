@@ -17,6 +17,8 @@
 
 #include <ATen/ATen.h>
 
+#include <optional>
+
 namespace coldcompress {
 
 // True when `t` can go to the kernels below: float32 on the CPU, no
@@ -38,6 +40,24 @@ bool FewRowsLinearApplies(const at::Tensor& x, const at::Tensor& w);
 // no-op without OpenBLAS.
 enum class CpuPhase { kPrompt, kDecode };
 void EnterCpuPhase(CpuPhase phase);
+
+// The instruction sets the kernels are built for on x86-64. kAvx512 does
+// AVX2's 8-lane operations with AVX-512VL's 32 vector registers, which hold
+// the accumulators of more weight rows for 5-8 inputs; both give the same
+// bits.
+enum class CpuKernelIsa { kAvx2, kAvx512 };
+
+// Whether this build and CPU can run `isa`'s kernels.
+bool CpuKernelIsaSupported(CpuKernelIsa isa);
+// Makes the kernels use `isa` from now on (default: the widest the CPU
+// has); false, changing nothing, when it is not supported. For benchmarks
+// and tests: the sets give the same results.
+bool SetCpuKernelIsa(CpuKernelIsa isa);
+// The set in use; nullopt where the kernels do not run (CpuKernelOperand
+// is false for every tensor).
+std::optional<CpuKernelIsa> GetCpuKernelIsa();
+// "avx2" or "avx512".
+const char* CpuKernelIsaName(CpuKernelIsa isa);
 
 // Threads the kernel splits its work over (default: every core); its own
 // helpers, not ATen's intra-op pool.

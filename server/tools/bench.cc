@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
       vocab = 32000;
   int64_t context = 2048, steps = 64, rounds = 8;
   int threads = 0;
-  std::string device_name = "cpu", dtype_name = "float32";
+  std::string device_name = "cpu", dtype_name = "float32", cpu_kernels = "auto";
   std::vector<std::string> strategies = {"full", "recent_global", "l2",
                                          "heavy_hitter"};
   std::vector<double> cache_sizes = {0.25};
@@ -134,6 +134,10 @@ int main(int argc, char** argv) {
                  "threads of the decode steps' matrix products (0: every "
                  "core), as the server's `threads`");
   app.add_option("--device", device_name, "cpu, cuda or cuda:N");
+  app.add_option("--cpu_kernels", cpu_kernels,
+                 "instruction set of the CPU decode kernels: auto (the widest "
+                 "the CPU has), avx2 or avx512 (the same results)")
+      ->check(CLI::IsMember({"auto", "avx2", "avx512"}));
   app.add_option("--dtype", dtype_name, "float32, bfloat16 or float16")
       ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
   app.add_option("--sessions", sessions,
@@ -164,6 +168,14 @@ int main(int argc, char** argv) {
   if (threads <= 0)
     threads =
         static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (cpu_kernels != "auto" &&
+      !coldcompress::SetCpuKernelIsa(cpu_kernels == "avx512"
+                                         ? coldcompress::CpuKernelIsa::kAvx512
+                                         : coldcompress::CpuKernelIsa::kAvx2)) {
+    std::fprintf(stderr, "--cpu_kernels: this CPU or build has no %s kernels\n",
+                 cpu_kernels.c_str());
+    return 2;
+  }
   at::set_num_threads(1);  // as the server's scheduler does
   coldcompress::SetFewRowsThreads(threads);
 
@@ -197,10 +209,16 @@ int main(int argc, char** argv) {
       params / 1e6, dtype_name.c_str(), device.str().c_str());
   double bandwidth;
   if (device.is_cpu()) {
+    const std::optional<coldcompress::CpuKernelIsa> isa =
+        coldcompress::GetCpuKernelIsa();
     std::printf(
-        "; decode matrix products on %d threads, the prompt's on the BLAS's "
-        "own\n",
-        threads);
+        "; decode matrix products on %d threads (%s), the prompt's on the "
+        "BLAS's own\n",
+        threads,
+        isa.has_value()
+            ? (std::string(coldcompress::CpuKernelIsaName(*isa)) + " kernels")
+                  .c_str()
+            : "ATen's");
     bandwidth = CopyBandwidth(int64_t{1} << 30, 5);
     std::printf(
         "memory bandwidth (copy of 1 GiB on %u threads, best of 5): %.1f "

@@ -9,11 +9,12 @@
 //   attention, the policy's state update) on random q/k/v, 8 KV heads of 128
 //   at a capacity of 1,024: the policy's bookkeeping next to attention,
 //   without the model's matrix products;
-// - BM_FewRowsLinear/<rows>/<out>/<in>: the decode steps' weight product
-//   for `rows` input rows (sessions in a batch) over 16 different
-//   out x in fp32 matrices taken in turn, so that, as in a model, the
-//   weights come from memory rather than the cache: the weights' GB/s and
-//   the FMAs per second it reaches;
+// - BM_FewRowsLinear/{Avx2,Avx512}/<rows>/<out>/<in>: the decode steps'
+//   weight product for `rows` input rows (sessions in a batch) over 16
+//   different out x in fp32 matrices taken in turn, so that, as in a model,
+//   the weights come from memory rather than the cache: the weights' GB/s
+//   and the FMAs per second it reaches, with each instruction set's kernels
+//   (skipped where the CPU lacks it);
 // - BM_FewRowsHeadAttention/{scores,values}/<G>/<n>: one sequence's
 //   decode attention over a layer's cache of n tokens, 4 KV heads of 64
 //   with G query heads each, the keys (or values) of 48 such layers taken
@@ -23,6 +24,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <vector>
 
 #include "policies/cache_layer.h"
@@ -126,22 +128,24 @@ void BM_LayerDecode(benchmark::State& state, const std::string& strategy) {
   state.SetItemsProcessed(state.iterations());
 }
 
-void BM_FewRowsLinear(benchmark::State& state) {
+void BM_FewRowsLinear(benchmark::State& state, CpuKernelIsa isa) {
+  const std::optional<CpuKernelIsa> before = GetCpuKernelIsa();
+  if (!before.has_value() || !SetCpuKernelIsa(isa)) {
+    state.SkipWithError("these kernels do not run on this CPU");
+    return;
+  }
   const int64_t rows = state.range(0), out = state.range(1),
                 in = state.range(2);
   constexpr int kMatrices = 16;
   std::vector<at::Tensor> weights;
   for (int i = 0; i < kMatrices; ++i) weights.push_back(at::randn({out, in}));
   const at::Tensor x = at::randn({rows, in});
-  if (!FewRowsLinearApplies(x, weights[0])) {
-    state.SkipWithError("FewRowsLinear does not apply on this CPU");
-    return;
-  }
   int i = 0;
   for (auto _ : state) {
     at::Tensor y = FewRowsLinear(x, weights[i++ % kMatrices], {});
     benchmark::DoNotOptimize(y.data_ptr());
   }
+  SetCpuKernelIsa(*before);
   const double calls = static_cast<double>(state.iterations());
   state.counters["weight_GB/s"] = benchmark::Counter(
       calls * out * in * 4 / 1e9, benchmark::Counter::kIsRate);
@@ -181,12 +185,16 @@ BENCHMARK_CAPTURE(BM_FewRowsHeadAttention, values, true)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
-BENCHMARK(BM_FewRowsLinear)
-    ->ArgsProduct({{1, 2, 3, 4, 8, 16}, {2048}, {768}})
-    ->Args({8, 768, 2048})
-    ->Args({16, 768, 2048})
-    ->Unit(benchmark::kMicrosecond)
-    ->UseRealTime();
+#define COLDCOMPRESS_LINEAR_BENCH(isa)                           \
+  BENCHMARK_CAPTURE(BM_FewRowsLinear, isa, CpuKernelIsa::k##isa) \
+      ->ArgsProduct({{1, 2, 3, 4, 8, 16}, {2048}, {768}})        \
+      ->Args({8, 768, 2048})                                     \
+      ->Args({16, 768, 2048})                                    \
+      ->Unit(benchmark::kMicrosecond)                            \
+      ->UseRealTime()
+
+COLDCOMPRESS_LINEAR_BENCH(Avx2);
+COLDCOMPRESS_LINEAR_BENCH(Avx512);
 
 #define COLDCOMPRESS_DECODE_BENCH(strategy)              \
   BENCHMARK_CAPTURE(BM_ModelDecode, strategy, #strategy) \
