@@ -65,6 +65,9 @@ class CacheLayer {
 
   // One decode step of `token` at `position` (policies.md 1.3).
   // q: [Hq, 1, d], k, v: [H, 1, d] after RoPE. Returns [Hq, 1, d].
+  // A batched step on the CPU calls the layers of different sessions at
+  // the same time on different threads (never one layer twice at once):
+  // state shared between layers must be safe for that.
   virtual at::Tensor Decode(const at::Tensor& q, const at::Tensor& k,
                             const at::Tensor& v, int64_t position,
                             int32_t token) = 0;

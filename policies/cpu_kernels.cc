@@ -1,5 +1,7 @@
 #include "policies/cpu_kernels.h"
 
+#include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -7,10 +9,12 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -108,10 +112,13 @@ class RowPool {
   // fn(begin, end) over chunks that cover [0, n) once, on as many threads
   // as n items of at least `grain` each keep busy; returns when all are
   // done. Which thread runs a chunk varies, so fn must not depend on it.
+  // Called from inside a job (fn's own kernels, while the threads are
+  // busy with fn), runs fn(0, n) on the calling thread. The first exception
+  // fn throws ends the job (no new chunk starts) and is rethrown here.
   void Run(int64_t n, int64_t grain, const Job& fn) {
     const int64_t parts = std::clamp<int64_t>(n / std::max<int64_t>(1, grain),
                                               1, threads_.load());
-    if (parts == 1) {
+    if (parts == 1 || in_job_) {
       fn(0, n);
       return;
     }
@@ -137,6 +144,7 @@ class RowPool {
     lock.lock();
     done_.wait(lock, [&] { return pending_.load() == 0; });
     job_ = nullptr;
+    if (error_ != nullptr) std::rethrow_exception(std::exchange(error_, {}));
   }
 
  private:
@@ -173,10 +181,18 @@ class RowPool {
   // Runs chunks of the current job until none is left.
   void TakeChunks(const Job& fn) {
     const int64_t n = n_, chunk = chunk_;
-    for (int64_t begin = next_.fetch_add(chunk); begin < n;
-         begin = next_.fetch_add(chunk)) {
-      fn(begin, std::min(n, begin + chunk));
+    in_job_ = true;
+    try {
+      for (int64_t begin = next_.fetch_add(chunk); begin < n;
+           begin = next_.fetch_add(chunk)) {
+        fn(begin, std::min(n, begin + chunk));
+      }
+    } catch (...) {
+      next_.store(n);  // no new chunks
+      std::lock_guard<std::mutex> lock(error_mu_);
+      if (error_ == nullptr) error_ = std::current_exception();
     }
+    in_job_ = false;
   }
 
   static constexpr int kSpins = 2000;  // about 0.1 ms of pause instructions
@@ -192,11 +208,29 @@ class RowPool {
   std::atomic<int64_t> next_{0};
   std::atomic<int64_t> pending_{0};
   std::atomic<uint64_t> generation_{0};
+  std::mutex error_mu_;
+  std::exception_ptr error_;         // the job's first, under error_mu_
+  static thread_local bool in_job_;  // running a job's chunks
 };
+
+thread_local bool RowPool::in_job_ = false;
 
 }  // namespace
 
 void SetFewRowsThreads(int threads) { RowPool::Get().SetThreads(threads); }
+
+void ForEachOnKernelThreads(int64_t n, const std::function<void(int64_t)>& fn) {
+  const at::ThreadLocalState state;  // grad and inference mode, for helpers
+  const int aten_threads = at::get_num_threads();
+  RowPool::Get().Run(n, 1, [&](int64_t begin, int64_t end) {
+    const at::ThreadLocalStateGuard guard(state);
+    // With OpenMP, a helper's ATen operations would otherwise spread over
+    // every core (OpenMP's setting is per thread).
+    if (at::get_num_threads() != aten_threads)
+      at::set_num_threads(aten_threads);
+    for (int64_t i = begin; i < end; ++i) fn(i);
+  });
+}
 
 void EnterCpuPhase(CpuPhase phase) {
   using SetFn = void (*)(int);

@@ -17,6 +17,7 @@
 
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <optional>
 
 namespace coldcompress {
@@ -62,6 +63,14 @@ const char* CpuKernelIsaName(CpuKernelIsa isa);
 // Threads the kernel splits its work over (default: every core); its own
 // helpers, not ATen's intra-op pool.
 void SetFewRowsThreads(int threads);
+
+// fn(i) for every i in [0, n), spread over the threads above (each i runs
+// on one thread; the kernels fn calls then run on that thread alone), with
+// the caller's LibTorch thread-local state (grad and inference mode) and
+// intra-op thread count; returns when all are done, rethrowing the first
+// exception fn threw (the i not yet started then do not run). For a decode
+// step's per-sequence work, whose sequences share nothing.
+void ForEachOnKernelThreads(int64_t n, const std::function<void(int64_t)>& fn);
 
 // A decode step's attention for one sequence, each KV head's keys or values
 // read once for its G query heads, the heads split over the threads (one

@@ -4,6 +4,8 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <initializer_list>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "policies/attention.h"
@@ -42,7 +44,15 @@ at::Tensor TokenTensor(const std::vector<int32_t>& tokens, at::Device device) {
       .to(device);
 }
 
-at::Tensor Mlp(const at::Tensor& x, const LayerWeights& l) {
+// `gate_up` and its bias: w_gate and w_up stacked, or undefined.
+at::Tensor Mlp(const at::Tensor& x, const LayerWeights& l,
+               const at::Tensor& gate_up, const at::Tensor& gate_up_bias) {
+  if (gate_up.defined() && FewRowsLinearApplies(x, gate_up)) {
+    const at::Tensor both = FewRowsLinear(x, gate_up, gate_up_bias);
+    const int64_t i = l.w_gate.size(0);
+    return Linear(at::silu(both.narrow(-1, 0, i)) * both.narrow(-1, i, i),
+                  l.w_down, l.b_down);
+  }
   const at::Tensor gate = at::silu(Linear(x, l.w_gate, l.b_gate));
   return Linear(gate * Linear(x, l.w_up, l.b_up), l.w_down, l.b_down);
 }
@@ -77,7 +87,47 @@ LlamaModel::LlamaModel(ModelConfig config, ModelWeights weights,
       weights_(std::move(weights)),
       device_(device),
       dtype_(weights_.embed.scalar_type()),
-      rope_(config_, device) {}
+      rope_(config_, device) {
+  FuseProjections();
+}
+
+void LlamaModel::FuseProjections() {
+  // Each output element is still one row's dot product, summed as before,
+  // so the fused products give the separate ones' bits.
+  const auto stack = [](std::initializer_list<at::Tensor*> parts,
+                        at::Tensor& fused) {
+    std::vector<at::Tensor> tensors;
+    for (const at::Tensor* part : parts) tensors.push_back(*part);
+    fused = at::cat(tensors);
+    int64_t row = 0;
+    for (at::Tensor* part : parts) {
+      const int64_t rows = part->size(0);
+      *part = fused.narrow(0, row, rows);
+      row += rows;
+    }
+  };
+  const auto all_or_none = [](std::initializer_list<const at::Tensor*> bs) {
+    const bool first = (*bs.begin())->defined();
+    return std::all_of(bs.begin(), bs.end(), [&](const at::Tensor* t) {
+      return t->defined() == first;
+    });
+  };
+  for (const LayerWeights& l : weights_.layers) {
+    if (!CpuKernelOperand(l.wq) || !CpuKernelOperand(l.w_gate) ||
+        !all_or_none({&l.bq, &l.bk, &l.bv}) ||
+        !all_or_none({&l.b_gate, &l.b_up}))
+      return;
+  }
+  fused_.resize(weights_.layers.size());
+  for (size_t i = 0; i < fused_.size(); ++i) {
+    LayerWeights& l = weights_.layers[i];
+    FusedLayer& f = fused_[i];
+    stack({&l.wq, &l.wk, &l.wv}, f.qkv);
+    if (l.bq.defined()) stack({&l.bq, &l.bk, &l.bv}, f.qkv_bias);
+    stack({&l.w_gate, &l.w_up}, f.gate_up);
+    if (l.b_gate.defined()) stack({&l.b_gate, &l.b_up}, f.gate_up_bias);
+  }
+}
 
 at::Tensor LlamaModel::Trunk(at::Tensor x, const at::Tensor& positions,
                              const AttendFn& attend) const {
@@ -92,21 +142,30 @@ at::Tensor LlamaModel::Trunk(at::Tensor x, const at::Tensor& positions,
   }
   for (int64_t i = 0; i < config_.num_layers; ++i) {
     const LayerWeights& l = weights_.layers[i];
+    const FusedLayer* fused = fused_.empty() ? nullptr : &fused_[i];
     const at::Tensor hidden = RmsNorm(x, l.input_norm, config_.rms_norm_eps);
+    at::Tensor q_rows, k_rows, v_rows;  // [B, S, heads * d]
+    if (fused != nullptr && FewRowsLinearApplies(hidden, fused->qkv)) {
+      const at::Tensor qkv = FewRowsLinear(hidden, fused->qkv, fused->qkv_bias);
+      q_rows = qkv.narrow(-1, 0, hq * d);
+      k_rows = qkv.narrow(-1, hq * d, h * d);
+      v_rows = qkv.narrow(-1, (hq + h) * d, h * d);
+    } else {
+      q_rows = Linear(hidden, l.wq, l.bq);
+      k_rows = Linear(hidden, l.wk, l.bk);
+      v_rows = Linear(hidden, l.wv, l.bv);
+    }
     // q: [B, Hq, S, d]; k, v: [B, H, S, d]
-    at::Tensor q =
-        Linear(hidden, l.wq, l.bq).view({b, s, hq, d}).transpose(1, 2);
-    at::Tensor k =
-        Linear(hidden, l.wk, l.bk).view({b, s, h, d}).transpose(1, 2);
-    const at::Tensor v = Linear(hidden, l.wv, l.bv)
-                             .view({b, s, h, d})
-                             .transpose(1, 2)
-                             .contiguous();
+    at::Tensor q = q_rows.view({b, s, hq, d}).transpose(1, 2);
+    at::Tensor k = k_rows.view({b, s, h, d}).transpose(1, 2);
+    const at::Tensor v = v_rows.view({b, s, h, d}).transpose(1, 2).contiguous();
     q = Rope::Apply(q, cos, sin).contiguous();
     k = Rope::Apply(k, cos, sin).contiguous();
     const at::Tensor out = attend(i, q, k, v);  // [B, Hq, S, d]
     x = x + Linear(out.transpose(1, 2).reshape({b, s, hq * d}), l.wo, l.bo);
-    x = x + Mlp(RmsNorm(x, l.post_norm, config_.rms_norm_eps), l);
+    x = x + Mlp(RmsNorm(x, l.post_norm, config_.rms_norm_eps), l,
+                fused != nullptr ? fused->gate_up : at::Tensor(),
+                fused != nullptr ? fused->gate_up_bias : at::Tensor());
   }
   return RmsNorm(x, weights_.norm, config_.rms_norm_eps);
 }
@@ -288,11 +347,19 @@ at::Tensor LlamaModel::DecodeBatch(std::span<const DecodeRow> rows) {
       Trunk(x, position_tensor,
             [&](int64_t l, const at::Tensor& q, const at::Tensor& k,
                 const at::Tensor& v) {
-              std::vector<at::Tensor> outs;
-              outs.reserve(b);
-              for (int64_t i = 0; i < b; ++i) {
-                outs.push_back(rows[i].layers[l]->Decode(
-                    q[i], k[i], v[i], rows[i].position, rows[i].token));
+              std::vector<at::Tensor> outs(b);
+              const auto decode = [&](int64_t i) {
+                outs[i] = rows[i].layers[l]->Decode(
+                    q[i], k[i], v[i], rows[i].position, rows[i].token);
+              };
+              if (b > 1 && device_.is_cpu()) {
+                // The sessions' caches share nothing: each session's
+                // attention and bookkeeping on a core of its own (16
+                // sessions, 264 cached tokens: on one core, a session's
+                // attention is too small to split over its heads).
+                ForEachOnKernelThreads(b, decode);
+              } else {
+                for (int64_t i = 0; i < b; ++i) decode(i);
               }
               return at::stack(outs);
             });

@@ -120,8 +120,20 @@ class LlamaModel {
   at::Tensor PrefillChunk(PromptRun& run, int64_t end);
   void EnterPhase(CpuPhase phase) const;  // the CPU's threads (CPU only)
 
+  // A layer's projections that read the same input, their weights (and
+  // biases) stacked: a decode step's kernels then read them in one call.
+  // The layer's own wq, wk, wv, w_gate and w_up become views of these.
+  struct FusedLayer {
+    at::Tensor qkv, qkv_bias;          // [(Hq + 2H) d, D], [(Hq + 2H) d]
+    at::Tensor gate_up, gate_up_bias;  // [2I, D], [2I]
+  };
+  // Fills fused_ where FewRowsLinear takes the weights (float32 on the CPU,
+  // no autograd); leaves it empty otherwise.
+  void FuseProjections();
+
   ModelConfig config_;
   ModelWeights weights_;
+  std::vector<FusedLayer> fused_;  // by layer, or empty
   at::Device device_;
   at::ScalarType dtype_;
   Rope rope_;

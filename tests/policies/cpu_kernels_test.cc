@@ -4,9 +4,12 @@
 // and agrees with ATen's products.
 #include "policies/cpu_kernels.h"
 
+#include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <stdexcept>
 #include <vector>
 
 namespace coldcompress {
@@ -121,6 +124,47 @@ TEST_F(CpuKernelsTest, InstructionSetsGiveTheSameBits) {
       }
     }
   }
+}
+
+// A batched decode step runs each session's attention through
+// ForEachOnKernelThreads: every index once, the caller's inference mode on
+// every thread, the kernels inside giving the bits they give outside, and
+// an exception brought back to the caller.
+TEST_F(CpuKernelsTest, ForEachRunsEveryIndexOnceWithTheCallersState) {
+  constexpr int64_t kN = 37;
+  const at::Tensor w = at::randn({53, 768});
+  const at::Tensor x = at::randn({kN, 768});
+  std::vector<at::Tensor> alone(kN);
+  for (int64_t i = 0; i < kN; ++i) alone[i] = FewRowsLinear(x[i], w, {});
+  std::vector<std::atomic<int>> runs(kN);
+  std::vector<at::Tensor> inside(kN);
+  std::atomic<int> outside_inference_mode{0};
+  {
+    c10::InferenceMode inference_mode;
+    ForEachOnKernelThreads(kN, [&](int64_t i) {
+      runs[i].fetch_add(1);
+      if (!c10::InferenceMode::is_enabled()) outside_inference_mode++;
+      inside[i] = FewRowsLinear(x[i], w, {});
+    });
+  }
+  EXPECT_EQ(outside_inference_mode.load(), 0);
+  for (int64_t i = 0; i < kN; ++i) {
+    EXPECT_EQ(runs[i].load(), 1) << "index " << i;
+    EXPECT_TRUE(at::equal(inside[i], alone[i])) << "index " << i;
+  }
+
+  try {
+    ForEachOnKernelThreads(kN, [&](int64_t i) {
+      if (i == 5) throw std::runtime_error("index 5 failed");
+    });
+    ADD_FAILURE() << "the exception was not rethrown";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "index 5 failed");
+  }
+  // The threads are free again.
+  std::atomic<int> after{0};
+  ForEachOnKernelThreads(kN, [&](int64_t) { after++; });
+  EXPECT_EQ(after.load(), kN);
 }
 
 }  // namespace
