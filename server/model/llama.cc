@@ -44,19 +44,6 @@ at::Tensor TokenTensor(const std::vector<int32_t>& tokens, at::Device device) {
       .to(device);
 }
 
-// `gate_up` and its bias: w_gate and w_up stacked, or undefined.
-at::Tensor Mlp(const at::Tensor& x, const LayerWeights& l,
-               const at::Tensor& gate_up, const at::Tensor& gate_up_bias) {
-  if (gate_up.defined() && FewRowsLinearApplies(x, gate_up)) {
-    const at::Tensor both = FewRowsLinear(x, gate_up, gate_up_bias);
-    const int64_t i = l.w_gate.size(0);
-    return Linear(at::silu(both.narrow(-1, 0, i)) * both.narrow(-1, i, i),
-                  l.w_down, l.b_down);
-  }
-  const at::Tensor gate = at::silu(Linear(x, l.w_gate, l.b_gate));
-  return Linear(gate * Linear(x, l.w_up, l.b_up), l.w_down, l.b_down);
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(
@@ -163,9 +150,19 @@ at::Tensor LlamaModel::Trunk(at::Tensor x, const at::Tensor& positions,
     k = Rope::Apply(k, cos, sin).contiguous();
     const at::Tensor out = attend(i, q, k, v);  // [B, Hq, S, d]
     x = x + Linear(out.transpose(1, 2).reshape({b, s, hq * d}), l.wo, l.bo);
-    x = x + Mlp(RmsNorm(x, l.post_norm, config_.rms_norm_eps), l,
-                fused != nullptr ? fused->gate_up : at::Tensor(),
-                fused != nullptr ? fused->gate_up_bias : at::Tensor());
+    const at::Tensor post = RmsNorm(x, l.post_norm, config_.rms_norm_eps);
+    at::Tensor gate, up;  // [B, S, I]
+    if (fused != nullptr && FewRowsLinearApplies(post, fused->gate_up)) {
+      const at::Tensor both =
+          FewRowsLinear(post, fused->gate_up, fused->gate_up_bias);
+      const int64_t n = l.w_gate.size(0);
+      gate = both.narrow(-1, 0, n);
+      up = both.narrow(-1, n, n);
+    } else {
+      gate = Linear(post, l.w_gate, l.b_gate);
+      up = Linear(post, l.w_up, l.b_up);
+    }
+    x = x + Linear(at::silu(gate) * up, l.w_down, l.b_down);
   }
   return RmsNorm(x, weights_.norm, config_.rms_norm_eps);
 }
