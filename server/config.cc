@@ -31,6 +31,7 @@ const std::map<std::string, Setter>& Setters() {
       {"dtype", Set(&ServerConfig::dtype)},
       {"listen", Set(&ServerConfig::listen)},
       {"threads", Set(&ServerConfig::threads)},
+      {"cuda_graphs", Set(&ServerConfig::cuda_graphs)},
       {"prefill_chunk_tokens", Set(&ServerConfig::prefill_chunk_tokens)},
       {"log_level", Set(&ServerConfig::log_level)},
       {"max_sessions", Set(&ServerConfig::max_sessions)},

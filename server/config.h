@@ -22,6 +22,9 @@ struct ServerConfig {
                                // "float32", "bfloat16", "float16"
   std::string listen = "0.0.0.0:50051";  // port 0 picks a free port
   int threads = 0;  // decode's matrix-product threads; 0 = all cores
+  // On CUDA: decode steps replay CUDA graphs of the model's trunk between
+  // the layers' attentions (LlamaModel::UseDecodeGraphs).
+  bool cuda_graphs = true;
   // Prompt tokens a forward between decode steps; 0 = whole prompts.
   int64_t prefill_chunk_tokens = 512;
   std::string log_level = "info";  // trace|debug|info|warn|error

@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
        "gRPC address, e.g. 127.0.0.1:50051");
   Flag(app, apply, config, "threads", &ServerConfig::threads,
        "decode's matrix-product threads (0 = all cores)");
+  Flag(app, apply, config, "cuda_graphs", &ServerConfig::cuda_graphs,
+       "on CUDA, decode steps replay CUDA graphs of the trunk");
   Flag(app, apply, config, "prefill_chunk_tokens",
        &ServerConfig::prefill_chunk_tokens,
        "prompt tokens a forward between decode steps (0 = whole prompts)");

@@ -177,6 +177,12 @@ absl::Status Server::LoadModel() {
   absl::StatusOr<std::unique_ptr<LlamaModel>> model =
       LlamaModel::Load(c.model_dir, *dtype, device);
   if (!model.ok()) return model.status();
+  if (device.is_cuda() && c.cuda_graphs) {
+    if (absl::Status s = (*model)->UseDecodeGraphs(/*capture=*/true);
+        !s.ok()) {
+      return s;
+    }
+  }
   absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
       LoadTokenizer(c.model_dir);
   if (!tokenizer.ok()) return tokenizer.status();

@@ -5,11 +5,14 @@
 
 #include <algorithm>
 #include <initializer_list>
+#include <map>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "policies/attention.h"
 #include "policies/cpu_kernels.h"
+#include "server/model/cuda_graph.h"
 
 namespace coldcompress {
 namespace {
@@ -116,53 +119,75 @@ void LlamaModel::FuseProjections() {
   }
 }
 
-at::Tensor LlamaModel::Trunk(at::Tensor x, const at::Tensor& positions,
-                             const AttendFn& attend) const {
-  const int64_t b = x.size(0), s = x.size(1);
-  const int64_t hq = config_.num_heads, h = config_.num_kv_heads;
-  const int64_t d = config_.head_dim;
+std::pair<at::Tensor, at::Tensor> LlamaModel::RopeFor(
+    const at::Tensor& positions, int64_t b, int64_t s) const {
   auto [cos, sin] = rope_.CosSin(positions.reshape({-1}), dtype_);  // [., d]
   if (positions.dim() == 2) {
     // One row of positions per sequence: broadcast over the heads.
+    const int64_t d = config_.head_dim;
     cos = cos.view({b, 1, s, d});
     sin = sin.view({b, 1, s, d});
   }
+  return {cos, sin};
+}
+
+LlamaModel::Projected LlamaModel::BeforeAttention(int64_t layer,
+                                                  const at::Tensor& x,
+                                                  const at::Tensor& cos,
+                                                  const at::Tensor& sin) const {
+  const int64_t b = x.size(0), s = x.size(1);
+  const int64_t hq = config_.num_heads, h = config_.num_kv_heads;
+  const int64_t d = config_.head_dim;
+  const LayerWeights& l = weights_.layers[layer];
+  const FusedLayer* fused = fused_.empty() ? nullptr : &fused_[layer];
+  const at::Tensor hidden = RmsNorm(x, l.input_norm, config_.rms_norm_eps);
+  at::Tensor q_rows, k_rows, v_rows;  // [B, S, heads * d]
+  if (fused != nullptr && FewRowsLinearApplies(hidden, fused->qkv)) {
+    const at::Tensor qkv = FewRowsLinear(hidden, fused->qkv, fused->qkv_bias);
+    q_rows = qkv.narrow(-1, 0, hq * d);
+    k_rows = qkv.narrow(-1, hq * d, h * d);
+    v_rows = qkv.narrow(-1, (hq + h) * d, h * d);
+  } else {
+    q_rows = Linear(hidden, l.wq, l.bq);
+    k_rows = Linear(hidden, l.wk, l.bk);
+    v_rows = Linear(hidden, l.wv, l.bv);
+  }
+  // q: [B, Hq, S, d]; k, v: [B, H, S, d]
+  const at::Tensor q = q_rows.view({b, s, hq, d}).transpose(1, 2);
+  const at::Tensor k = k_rows.view({b, s, h, d}).transpose(1, 2);
+  return {Rope::Apply(q, cos, sin).contiguous(),
+          Rope::Apply(k, cos, sin).contiguous(),
+          v_rows.view({b, s, h, d}).transpose(1, 2).contiguous()};
+}
+
+at::Tensor LlamaModel::AfterAttention(int64_t layer, const at::Tensor& x,
+                                      const at::Tensor& out) const {
+  const int64_t b = x.size(0), s = x.size(1);
+  const LayerWeights& l = weights_.layers[layer];
+  const FusedLayer* fused = fused_.empty() ? nullptr : &fused_[layer];
+  const at::Tensor attended =
+      x + Linear(out.transpose(1, 2).reshape({b, s, -1}), l.wo, l.bo);
+  const at::Tensor post = RmsNorm(attended, l.post_norm, config_.rms_norm_eps);
+  at::Tensor gate, up;  // [B, S, I]
+  if (fused != nullptr && FewRowsLinearApplies(post, fused->gate_up)) {
+    const at::Tensor both =
+        FewRowsLinear(post, fused->gate_up, fused->gate_up_bias);
+    const int64_t n = l.w_gate.size(0);
+    gate = both.narrow(-1, 0, n);
+    up = both.narrow(-1, n, n);
+  } else {
+    gate = Linear(post, l.w_gate, l.b_gate);
+    up = Linear(post, l.w_up, l.b_up);
+  }
+  return attended + Linear(at::silu(gate) * up, l.w_down, l.b_down);
+}
+
+at::Tensor LlamaModel::Trunk(at::Tensor x, const at::Tensor& positions,
+                             const AttendFn& attend) const {
+  const auto [cos, sin] = RopeFor(positions, x.size(0), x.size(1));
   for (int64_t i = 0; i < config_.num_layers; ++i) {
-    const LayerWeights& l = weights_.layers[i];
-    const FusedLayer* fused = fused_.empty() ? nullptr : &fused_[i];
-    const at::Tensor hidden = RmsNorm(x, l.input_norm, config_.rms_norm_eps);
-    at::Tensor q_rows, k_rows, v_rows;  // [B, S, heads * d]
-    if (fused != nullptr && FewRowsLinearApplies(hidden, fused->qkv)) {
-      const at::Tensor qkv = FewRowsLinear(hidden, fused->qkv, fused->qkv_bias);
-      q_rows = qkv.narrow(-1, 0, hq * d);
-      k_rows = qkv.narrow(-1, hq * d, h * d);
-      v_rows = qkv.narrow(-1, (hq + h) * d, h * d);
-    } else {
-      q_rows = Linear(hidden, l.wq, l.bq);
-      k_rows = Linear(hidden, l.wk, l.bk);
-      v_rows = Linear(hidden, l.wv, l.bv);
-    }
-    // q: [B, Hq, S, d]; k, v: [B, H, S, d]
-    at::Tensor q = q_rows.view({b, s, hq, d}).transpose(1, 2);
-    at::Tensor k = k_rows.view({b, s, h, d}).transpose(1, 2);
-    const at::Tensor v = v_rows.view({b, s, h, d}).transpose(1, 2).contiguous();
-    q = Rope::Apply(q, cos, sin).contiguous();
-    k = Rope::Apply(k, cos, sin).contiguous();
-    const at::Tensor out = attend(i, q, k, v);  // [B, Hq, S, d]
-    x = x + Linear(out.transpose(1, 2).reshape({b, s, hq * d}), l.wo, l.bo);
-    const at::Tensor post = RmsNorm(x, l.post_norm, config_.rms_norm_eps);
-    at::Tensor gate, up;  // [B, S, I]
-    if (fused != nullptr && FewRowsLinearApplies(post, fused->gate_up)) {
-      const at::Tensor both =
-          FewRowsLinear(post, fused->gate_up, fused->gate_up_bias);
-      const int64_t n = l.w_gate.size(0);
-      gate = both.narrow(-1, 0, n);
-      up = both.narrow(-1, n, n);
-    } else {
-      gate = Linear(post, l.w_gate, l.b_gate);
-      up = Linear(post, l.w_up, l.b_up);
-    }
-    x = x + Linear(at::silu(gate) * up, l.w_down, l.b_down);
+    const Projected p = BeforeAttention(i, x, cos, sin);
+    x = AfterAttention(i, x, attend(i, p.q, p.k, p.v));
   }
   return RmsNorm(x, weights_.norm, config_.rms_norm_eps);
 }
@@ -327,7 +352,32 @@ at::Tensor LlamaModel::Decode(int64_t token, int64_t position,
   return DecodeBatch({&row, 1})[0];
 }
 
+std::vector<at::Tensor> LlamaModel::DecodeAttention(
+    std::span<const DecodeRow> rows, int64_t l, const at::Tensor& q,
+    const at::Tensor& k, const at::Tensor& v) const {
+  const auto b = static_cast<int64_t>(rows.size());
+  std::vector<at::Tensor> outs(b);
+  const auto decode = [&](int64_t i) {
+    outs[i] = rows[i].layers[l]->Decode(q[i], k[i], v[i], rows[i].position,
+                                        rows[i].token);
+  };
+  if (b > 1 && device_.is_cpu()) {
+    // The sessions' caches share nothing: each session's attention and
+    // bookkeeping on a core of its own (16 sessions, 264 cached tokens: on
+    // one core, a session's attention is too small to split over its heads).
+    ForEachOnKernelThreads(b, decode);
+  } else {
+    for (int64_t i = 0; i < b; ++i) decode(i);
+  }
+  return outs;
+}
+
+at::Tensor LlamaModel::Logits(const at::Tensor& hidden) const {
+  return Linear(hidden, weights_.lm_head, {}).to(at::kFloat);
+}
+
 at::Tensor LlamaModel::DecodeBatch(std::span<const DecodeRow> rows) {
+  if (graphs_ != nullptr) return DecodeBatchInGraphs(rows);
   EnterPhase(CpuPhase::kDecode);
   const int64_t b = static_cast<int64_t>(rows.size());
   std::vector<int32_t> ids(b);
@@ -344,24 +394,119 @@ at::Tensor LlamaModel::DecodeBatch(std::span<const DecodeRow> rows) {
       Trunk(x, position_tensor,
             [&](int64_t l, const at::Tensor& q, const at::Tensor& k,
                 const at::Tensor& v) {
-              std::vector<at::Tensor> outs(b);
-              const auto decode = [&](int64_t i) {
-                outs[i] = rows[i].layers[l]->Decode(
-                    q[i], k[i], v[i], rows[i].position, rows[i].token);
-              };
-              if (b > 1 && device_.is_cpu()) {
-                // The sessions' caches share nothing: each session's
-                // attention and bookkeeping on a core of its own (16
-                // sessions, 264 cached tokens: on one core, a session's
-                // attention is too small to split over its heads).
-                ForEachOnKernelThreads(b, decode);
-              } else {
-                for (int64_t i = 0; i < b; ++i) decode(i);
-              }
-              return at::stack(outs);
+              return at::stack(DecodeAttention(rows, l, q, k, v));
             });
   // hidden: [B, 1, D] -> logits [B, V]
-  return Linear(hidden.select(1, 0), weights_.lm_head, {}).to(at::kFloat);
+  return Logits(hidden.select(1, 0));
+}
+
+// UseDecodeGraphs' buffers and segments, one bucket per padded batch size.
+struct LlamaModel::DecodeGraphs {
+  struct Bucket {
+    at::Tensor ids, positions;         // the step's inputs: [N], [N, 1] int64
+    at::Tensor attention;              // [N, Hq, 1, d]: the layer's attention
+    at::Tensor x, cos, sin;            // hidden state between segments; RoPE
+    std::vector<Projected> projected;  // q, k, v by layer
+    at::Tensor logits;                 // [N, V] float32
+    // Segment 0: embedding, RoPE, layer 0 before attention; segment i:
+    // layer i - 1 after attention, layer i before; segment L: the last
+    // layer after attention, the norm and the logits.
+    std::vector<std::function<void()>> segments;
+    std::unique_ptr<SegmentRecorder> recorder;  // null: eager
+  };
+  bool capture = false;
+  std::map<int64_t, std::unique_ptr<Bucket>> buckets;  // by N
+};
+
+LlamaModel::~LlamaModel() = default;
+
+absl::Status LlamaModel::UseDecodeGraphs(bool capture) {
+  if (capture && !device_.is_cuda()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cuda_graphs: the model is on ", device_.str(),
+                     "; CUDA graphs need a CUDA device"));
+  }
+  if (capture && !CudaGraphsBuilt()) {
+    return absl::FailedPreconditionError(
+        "cuda_graphs: this build's LibTorch has no CUDA graphs");
+  }
+  graphs_ = std::make_unique<DecodeGraphs>();
+  graphs_->capture = capture;
+  return absl::OkStatus();
+}
+
+void LlamaModel::StopDecodeGraphs() { graphs_.reset(); }
+
+at::Tensor LlamaModel::DecodeBatchInGraphs(std::span<const DecodeRow> rows) {
+  EnterPhase(CpuPhase::kDecode);
+  const auto b = static_cast<int64_t>(rows.size());
+  const int64_t layers = config_.num_layers;
+  int64_t n = 1;
+  while (n < b) n *= 2;
+  std::unique_ptr<DecodeGraphs::Bucket>& slot = graphs_->buckets[n];
+  if (slot == nullptr) {
+    slot = std::make_unique<DecodeGraphs::Bucket>();
+    DecodeGraphs::Bucket& bucket = *slot;
+    const auto longs = at::TensorOptions().dtype(at::kLong).device(device_);
+    bucket.ids = at::zeros({n}, longs);
+    bucket.positions = at::zeros({n, 1}, longs);
+    bucket.attention =
+        at::zeros({n, config_.num_heads, 1, config_.head_dim},
+                  at::TensorOptions().dtype(dtype_).device(device_));
+    bucket.projected.resize(layers);
+    bucket.segments.push_back([this, &bucket] {
+      bucket.x = weights_.embed.index_select(0, bucket.ids).unsqueeze(1);
+      std::tie(bucket.cos, bucket.sin) =
+          RopeFor(bucket.positions, bucket.ids.size(0), 1);
+      bucket.projected[0] =
+          BeforeAttention(0, bucket.x, bucket.cos, bucket.sin);
+    });
+    for (int64_t i = 1; i <= layers; ++i) {
+      bucket.segments.push_back([this, &bucket, i, layers] {
+        bucket.x = AfterAttention(i - 1, bucket.x, bucket.attention);
+        if (i < layers) {
+          bucket.projected[i] =
+              BeforeAttention(i, bucket.x, bucket.cos, bucket.sin);
+        } else {
+          bucket.logits =
+              Logits(RmsNorm(bucket.x, weights_.norm, config_.rms_norm_eps)
+                         .select(1, 0));
+        }
+      });
+    }
+    if (graphs_->capture) {
+      absl::StatusOr<std::unique_ptr<SegmentRecorder>> recorder =
+          MakeCudaGraphRecorder(device_);
+      TORCH_CHECK(recorder.ok(), recorder.status().ToString());
+      bucket.recorder = *std::move(recorder);
+      bucket.recorder->Record(bucket.segments);
+    }
+  }
+  DecodeGraphs::Bucket& bucket = *slot;
+  // Padding rows: token 0 at position 0, their outputs unread.
+  std::vector<int64_t> ids(n, 0), positions(n, 0);
+  for (int64_t i = 0; i < b; ++i) {
+    ids[i] = rows[i].token;
+    positions[i] = rows[i].position;
+  }
+  bucket.ids.copy_(at::tensor(ids, at::kLong));
+  bucket.positions.copy_(at::tensor(positions, at::kLong).view({n, 1}));
+  const auto run = [&bucket](int64_t segment) {
+    if (bucket.recorder != nullptr) {
+      bucket.recorder->Replay(segment);
+    } else {
+      bucket.segments[segment]();
+    }
+  };
+  for (int64_t l = 0; l < layers; ++l) {
+    run(l);
+    const Projected& p = bucket.projected[l];
+    bucket.attention.narrow(0, 0, b).copy_(
+        at::stack(DecodeAttention(rows, l, p.q, p.k, p.v)));
+  }
+  run(layers);
+  // The next step overwrites the buffer.
+  return bucket.logits.narrow(0, 0, b).clone();
 }
 
 at::Tensor LlamaModel::Forward(const at::Tensor& tokens) const {

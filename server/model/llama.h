@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -29,6 +30,7 @@ class LlamaModel {
 
   // REQUIRES: weights match config, on `device` in one dtype.
   LlamaModel(ModelConfig config, ModelWeights weights, at::Device device);
+  ~LlamaModel();
 
   const ModelConfig& config() const { return config_; }
   at::ScalarType dtype() const { return dtype_; }
@@ -100,6 +102,20 @@ class LlamaModel {
   // float32.
   at::Tensor DecodeBatch(std::span<const DecodeRow> rows);
 
+  // Decode steps in fixed buffers, one set per batch-size bucket (1, 2, 4,
+  // ... rows; a step is padded up to its bucket). The trunk between two
+  // layers' attentions is one segment, which reads and writes only its
+  // bucket's buffers. With `capture`, each segment is captured once in a
+  // CUDA graph and replayed; the attention and the policies still run
+  // eagerly between segments, since their caches change shape. Without
+  // it, the segments run eagerly over the same buffers and give
+  // DecodeBatch's bits (how the CPU's tests check the buffers).
+  // Errors: capture on a device other than CUDA, or in a build without
+  // CUDA graphs (FailedPrecondition). Not thread-safe, as DecodeBatch.
+  absl::Status UseDecodeGraphs(bool capture);
+  void StopDecodeGraphs();  // back to DecodeBatch's own steps
+  bool decode_graphs() const { return graphs_ != nullptr; }
+
   // Cache-free causal forward of a batch (training, checks).
   // tokens: [B, S] int64 at positions 0..S-1. Returns logits [B, S, V] in
   // the model dtype.
@@ -115,6 +131,28 @@ class LlamaModel {
   // (shared by the rows) or [B, S] through every layer and the final norm.
   at::Tensor Trunk(at::Tensor x, const at::Tensor& positions,
                    const AttendFn& attend) const;
+  // RoPE's cos and sin for Trunk's `positions`, broadcastable over q, k.
+  std::pair<at::Tensor, at::Tensor> RopeFor(const at::Tensor& positions,
+                                            int64_t b, int64_t s) const;
+  // Layer `layer` before its attention: x [B, S, D] -> q [B, Hq, S, d],
+  // k, v [B, H, S, d] after RoPE, contiguous.
+  struct Projected {
+    at::Tensor q, k, v;
+  };
+  Projected BeforeAttention(int64_t layer, const at::Tensor& x,
+                            const at::Tensor& cos, const at::Tensor& sin) const;
+  // Layer `layer` after its attention `out` [B, Hq, S, d]: the next x.
+  at::Tensor AfterAttention(int64_t layer, const at::Tensor& x,
+                            const at::Tensor& out) const;
+  // Row i's attention of layer l in a decode step: its caches' Decode.
+  // Sessions side by side on the CPU's kernel threads when b > 1.
+  std::vector<at::Tensor> DecodeAttention(std::span<const DecodeRow> rows,
+                                          int64_t l, const at::Tensor& q,
+                                          const at::Tensor& k,
+                                          const at::Tensor& v) const;
+  // hidden [B, D] after the final norm -> logits [B, V] in float32.
+  at::Tensor Logits(const at::Tensor& hidden) const;
+  at::Tensor DecodeBatchInGraphs(std::span<const DecodeRow> rows);
   at::Tensor LastLogits(const at::Tensor& hidden) const;
   // A prefill chunk over the run's staged keys and values.
   at::Tensor PrefillChunk(PromptRun& run, int64_t end);
@@ -133,7 +171,9 @@ class LlamaModel {
 
   ModelConfig config_;
   ModelWeights weights_;
-  std::vector<FusedLayer> fused_;  // by layer, or empty
+  std::vector<FusedLayer> fused_;         // by layer, or empty
+  struct DecodeGraphs;                    // server/model/llama.cc
+  std::unique_ptr<DecodeGraphs> graphs_;  // UseDecodeGraphs, or null
   at::Device device_;
   at::ScalarType dtype_;
   Rope rope_;

@@ -98,6 +98,92 @@ int64_t WeightBytes(const coldcompress::ModelWeights& w, const ModelConfig& c) {
   return total;
 }
 
+// A table row: a policy and cache size at a number of sessions.
+struct Row {
+  std::string strategy;
+  std::string cache_label = "-";
+  CachePlan plan;
+  int batch = 1;
+  std::vector<std::vector<std::unique_ptr<CacheLayer>>> copies;
+  std::vector<std::vector<CacheLayer*>> pointers;
+  at::Tensor logits;
+  int64_t position = 0;
+  double seconds = 0;
+};
+
+// CUDA graphs against eager steps, from each batch size's first row's
+// caches: the same tokens in, the logits compared. Also captures every batch
+// size's graphs before the clock runs. False (after saying why) when they
+// differ by more than bfloat16 rounding.
+bool CheckDecodeGraphs(LlamaModel& model, const std::vector<Row>& rows) {
+  constexpr int kSteps = 4;
+  using Caches = std::vector<std::vector<std::unique_ptr<CacheLayer>>>;
+  const auto clone = [](const Row& row, Caches& caches) {
+    std::vector<std::vector<CacheLayer*>> pointers;
+    for (const auto& session : row.copies) {
+      auto& copy = caches.emplace_back();
+      for (const auto& layer : session) copy.push_back(layer->Clone());
+      pointers.push_back(coldcompress::LayerPointers(copy));
+    }
+    return pointers;
+  };
+  std::vector<const Row*> checked;
+  for (const Row& row : rows) {
+    if (std::none_of(checked.begin(), checked.end(),
+                     [&](const Row* r) { return r->batch == row.batch; }))
+      checked.push_back(&row);
+  }
+  // Eager first, then the graphs (captured at their first step).
+  std::vector<std::vector<std::vector<int32_t>>> tokens(checked.size());
+  std::vector<std::vector<at::Tensor>> eager(checked.size());
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1) {
+      const absl::Status s = model.UseDecodeGraphs(/*capture=*/true);
+      if (!s.ok()) {
+        std::fprintf(stderr, "--cuda_graphs: %s\n", s.ToString().c_str());
+        return false;
+      }
+    }
+    for (size_t r = 0; r < checked.size(); ++r) {
+      const Row& row = *checked[r];
+      Caches caches;
+      const std::vector<std::vector<CacheLayer*>> pointers = clone(row, caches);
+      at::Tensor logits = row.logits;
+      double worst = 0, scale = 0;
+      for (int t = 0; t < kSteps; ++t) {
+        if (pass == 0) {
+          const at::Tensor next = logits.argmax(-1).cpu();
+          tokens[r].emplace_back();
+          for (int b = 0; b < row.batch; ++b)
+            tokens[r][t].push_back(
+                static_cast<int32_t>(next[b].item<int64_t>()));
+        }
+        std::vector<LlamaModel::DecodeRow> batch(row.batch);
+        for (int b = 0; b < row.batch; ++b)
+          batch[b] = {tokens[r][t][b], row.position + t, pointers[b]};
+        logits = model.DecodeBatch(batch);
+        if (pass == 0) {
+          eager[r].push_back(logits);
+        } else {
+          worst = std::max(worst,
+                           (logits - eager[r][t]).abs().max().item<double>());
+          scale = std::max(scale, eager[r][t].abs().max().item<double>());
+        }
+      }
+      if (pass == 1) {
+        // bfloat16 keeps 8 bits: a product's rounding is 2^-8 of its size.
+        const bool ok = worst <= scale / 64;
+        std::printf(
+            "CUDA graphs check, %d session(s), %d steps: largest logit "
+            "difference from eager steps %.3g (largest logit %.3g)%s\n",
+            row.batch, kSteps, worst, scale, ok ? "" : ": MISMATCH");
+        if (!ok) return false;
+      }
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -108,7 +194,8 @@ int main(int argc, char** argv) {
       vocab = 32000;
   int64_t context = 2048, steps = 64, rounds = 8;
   int threads = 0;
-  std::string device_name = "cpu", dtype_name = "float32", cpu_kernels = "auto";
+  std::string device_name = "cpu", dtype_name = "float32", cpu_kernels = "auto",
+              cuda_graphs = "on";
   std::vector<std::string> strategies = {"full", "recent_global", "l2",
                                          "heavy_hitter"};
   std::vector<double> cache_sizes = {0.25};
@@ -138,6 +225,11 @@ int main(int argc, char** argv) {
                  "instruction set of the CPU decode kernels: auto (the widest "
                  "the CPU has), avx2 or avx512 (the same results)")
       ->check(CLI::IsMember({"auto", "avx2", "avx512"}));
+  app.add_option("--cuda_graphs", cuda_graphs,
+                 "on a GPU: decode steps replay CUDA graphs of the trunk "
+                 "(checked first against eager steps), as the server's "
+                 "`cuda_graphs`")
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--dtype", dtype_name, "float32, bfloat16 or float16")
       ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
   app.add_option("--sessions", sessions,
@@ -225,7 +317,8 @@ int main(int argc, char** argv) {
         "GB/s\n",
         std::max(1u, std::thread::hardware_concurrency()), bandwidth / 1e9);
   } else {
-    std::printf("\n");
+    std::printf("; decode steps %s\n",
+                cuda_graphs == "on" ? "replay CUDA graphs" : "run eagerly");
     bandwidth = DeviceCopyBandwidth(int64_t{2} << 30, 10, device);
     std::printf(
         "device memory bandwidth (copy of 2 GiB on the device, best of 10): "
@@ -238,11 +331,6 @@ int main(int argc, char** argv) {
       "and every session's cached K/V\n\n",
       static_cast<long long>(context), static_cast<long long>(steps),
       static_cast<long long>(rounds), weight_bytes / 1e6);
-  std::printf(
-      "| strategy       | cache | sessions | cached tokens | K/V MB | "
-      "decode tok/s | roofline tok/s | of roofline |\n"
-      "|----------------|-------|----------|---------------|--------|"
-      "--------------|----------------|-------------|\n");
 
   const coldcompress::PolicyRegistry& registry =
       coldcompress::BuiltinRegistry();
@@ -258,17 +346,6 @@ int main(int argc, char** argv) {
   // Every row's sessions are prefilled first; then the rows take turns,
   // `rounds` times `steps / rounds` decode steps each, so that a slow spell
   // of a shared machine falls on every row alike.
-  struct Row {
-    std::string strategy;
-    std::string cache_label = "-";
-    CachePlan plan;
-    int batch = 1;
-    std::vector<std::vector<std::unique_ptr<CacheLayer>>> copies;
-    std::vector<std::vector<CacheLayer*>> pointers;
-    at::Tensor logits;
-    int64_t position = 0;
-    double seconds = 0;
-  };
   std::vector<Row> rows;
   for (const std::string& strategy : strategies) {
     const bool full = strategy == "full";
@@ -319,6 +396,15 @@ int main(int argc, char** argv) {
       }
     }
   }
+  if (device.is_cuda() && cuda_graphs == "on" &&
+      !CheckDecodeGraphs(model, rows)) {
+    return 1;
+  }
+  std::printf(
+      "| strategy       | cache | sessions | cached tokens | K/V MB | "
+      "decode tok/s | roofline tok/s | of roofline |\n"
+      "|----------------|-------|----------|---------------|--------|"
+      "--------------|----------------|-------------|\n");
   for (int64_t round = 0; round < rounds; ++round) {
     for (Row& row : rows) {
       // Timed: greedy decoding, as the server's scheduler does it.
