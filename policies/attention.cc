@@ -52,8 +52,10 @@ std::pair<at::Tensor, at::Tensor> AttendGrouped(const at::Tensor& q,
   scores = scores.view({h, g, sq, sk})
                .to(AccumulationDtype(q.scalar_type()))
                .mul_(scale);
-  scores.masked_fill_(mask.logical_not().unsqueeze(1),
-                      -std::numeric_limits<float>::infinity());
+  if (mask.defined()) {
+    scores.masked_fill_(mask.logical_not().unsqueeze(1),
+                        -std::numeric_limits<float>::infinity());
+  }
   at::Tensor probs = at::softmax(scores, -1).to(q.scalar_type());
   at::Tensor out;
   if (kernels) {
@@ -73,11 +75,14 @@ at::Tensor AttendOutput(const at::Tensor& q, const at::Tensor& k,
   if (q.is_cuda()) {
     const int64_t h = q.size(0), g = q.size(1), sq = q.size(2), d = q.size(3);
     const int64_t sk = k.size(1);
+    const at::Tensor rows = q.reshape({h, g * sq, d});
+    if (!mask.defined()) {
+      return at::scaled_dot_product_attention(rows, k, v).view({h, g, sq, d});
+    }
     const at::Tensor rows_mask = mask.unsqueeze(1)
                                      .expand({mask.size(0), g, sq, sk})
                                      .reshape({mask.size(0), g * sq, sk});
-    return at::scaled_dot_product_attention(q.reshape({h, g * sq, d}), k, v,
-                                            rows_mask)
+    return at::scaled_dot_product_attention(rows, k, v, rows_mask)
         .view({h, g, sq, d});
   }
 #endif
@@ -93,7 +98,8 @@ AttentionResult Attend(const at::Tensor& q, const at::Tensor& k,
   const int64_t h = k.size(0);
   const int64_t g = hq / h;
   const at::Tensor qg = q.view({h, g, sq, d});  // query head j -> KV head j / g
-  const at::Tensor full_mask = mask.dim() == 2 ? mask.unsqueeze(0) : mask;
+  const at::Tensor full_mask =
+      mask.defined() && mask.dim() == 2 ? mask.unsqueeze(0) : mask;
   AttentionResult result;
   if (!want_probs && sq <= kQueryChunk) {
     result.output = AttendOutput(qg, k, v, full_mask).reshape({hq, sq, d});
@@ -108,8 +114,9 @@ AttentionResult Attend(const at::Tensor& q, const at::Tensor& k,
   std::vector<at::Tensor> outs;
   for (int64_t start = 0; start < sq; start += kQueryChunk) {
     const int64_t n = std::min(kQueryChunk, sq - start);
-    const at::Tensor m =
-        full_mask.size(1) == 1 ? full_mask : full_mask.narrow(1, start, n);
+    const at::Tensor m = !full_mask.defined() || full_mask.size(1) == 1
+                             ? full_mask
+                             : full_mask.narrow(1, start, n);
     outs.push_back(AttendOutput(qg.narrow(2, start, n), k, v, m));
   }
   result.output = at::cat(outs, 2).reshape({hq, sq, d});

@@ -14,7 +14,8 @@ struct AttentionResult {
 
 // q: [Hq, Sq, d]; k, v: [H, Sk, d] with Hq a multiple of H (query head j
 // reads KV head j / (Hq / H)); mask: bool, broadcastable to [H, Sq, Sk], true
-// where a query may attend. Every query row must allow at least one key.
+// where a query may attend, or undefined when every query sees every key.
+// Every query row must allow at least one key.
 // The softmax runs in AccumulationDtype() and is cast back to the model dtype.
 AttentionResult Attend(const at::Tensor& q, const at::Tensor& k,
                        const at::Tensor& v, const at::Tensor& mask,

@@ -37,8 +37,14 @@ std::pair<at::Tensor, at::Tensor> AttendDecode(
   const at::Tensor valid = cache.valid().narrow(1, 0, n);
   at::Tensor probs;
   if (!cache.quantized() && !skipped) {
-    AttentionResult attn = Attend(q, cache.Keys(n), cache.Values(n),
-                                  valid.unsqueeze(1), want_probs);
+    // Every head holding n tokens fills all of [0, n): nothing to mask (the
+    // full cache, a bounded one once full).
+    const std::vector<int64_t>& occupancy = cache.occupancy();
+    const bool all_valid = std::all_of(occupancy.begin(), occupancy.end(),
+                                       [n](int64_t o) { return o == n; });
+    AttentionResult attn =
+        Attend(q, cache.Keys(n), cache.Values(n),
+               all_valid ? at::Tensor() : valid.unsqueeze(1), want_probs);
     if (want_probs) probs = PadTo(attn.probs.select(1, 0), cache.capacity());
     return {attn.output, probs};
   }

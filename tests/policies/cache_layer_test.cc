@@ -144,5 +144,23 @@ TEST(AttentionTest, ProbabilitiesAreGroupAveragedAndMasked) {
   EXPECT_TRUE(at::allclose(r.probs.sum(-1), at::ones({2, 3}), 1e-5, 1e-6));
 }
 
+// No mask (every key visible, as a full cache's decode step passes it) gives
+// an all-true mask's bits: one query on the CPU's kernels, several on ATen's.
+TEST(AttentionTest, NoMaskIsAnAllTrueMask) {
+  at::manual_seed(3);
+  for (const int64_t sq : {1, 5}) {
+    const at::Tensor q = at::randn({6, sq, 16}), k = at::randn({2, 40, 16}),
+                     v = at::randn({2, 40, 16});
+    const at::Tensor all = at::ones({2, 1, 40}, at::kBool);
+    for (const bool probs : {false, true}) {
+      const AttentionResult masked = Attend(q, k, v, all, probs);
+      const AttentionResult unmasked = Attend(q, k, v, at::Tensor(), probs);
+      EXPECT_TRUE(at::equal(unmasked.output, masked.output))
+          << sq << " queries, probs " << probs;
+      if (probs) EXPECT_TRUE(at::equal(unmasked.probs, masked.probs));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace coldcompress
