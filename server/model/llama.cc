@@ -144,6 +144,10 @@ LlamaModel::Projected LlamaModel::BeforeAttention(int64_t layer,
   at::Tensor q_rows, k_rows, v_rows;  // [B, S, heads * d]
   if (fused != nullptr && FewRowsLinearApplies(hidden, fused->qkv)) {
     const at::Tensor qkv = FewRowsLinear(hidden, fused->qkv, fused->qkv_bias);
+    if (Rope::SplitApplies(qkv, cos, sin)) {
+      auto [q, k, v] = Rope::Split(qkv, cos, sin, hq, h);
+      return {q, k, v};
+    }
     q_rows = qkv.narrow(-1, 0, hq * d);
     k_rows = qkv.narrow(-1, hq * d, h * d);
     v_rows = qkv.narrow(-1, (hq + h) * d, h * d);

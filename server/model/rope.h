@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <tuple>
 #include <utility>
 
 #include "server/model/checkpoint.h"
@@ -22,6 +23,19 @@ class Rope {
   // x: [..., S, head_dim] -> x * cos + rotate_half(x) * sin.
   static at::Tensor Apply(const at::Tensor& x, const at::Tensor& cos,
                           const at::Tensor& sin);
+
+  // The rows [B, S, (Hq + 2H) d] of a stacked q/k/v product split into q
+  // [B, Hq, S, d], k and v [B, H, S, d], contiguous, RoPE applied to q and
+  // k: one pass where Apply, the views and the copies make about twenty
+  // small operations. The same bits as Apply (each element x * cos +
+  // rotated * sin, each product rounded before the sum). cos, sin: [S, d]
+  // or [B, 1, S, d]. REQUIRES: SplitApplies.
+  static std::tuple<at::Tensor, at::Tensor, at::Tensor> Split(
+      const at::Tensor& qkv, const at::Tensor& cos, const at::Tensor& sin,
+      int64_t hq, int64_t h);
+  // float32 on the CPU, all contiguous, and an even head_dim.
+  static bool SplitApplies(const at::Tensor& qkv, const at::Tensor& cos,
+                           const at::Tensor& sin);
 
   const at::Tensor& inv_freq() const { return inv_freq_; }  // [head_dim / 2]
 
