@@ -270,9 +270,12 @@ struct Metrics::Impl {
           .Help("The context length the server accepts.")
           .Register(*registry);
 
-  std::mutex mu;  // guards the two fields below and multi-metric updates
+  std::mutex mu;  // guards the fields below and multi-metric updates
   int64_t cache_total = 0;
   int64_t capacity_bytes = 0;
+  prometheus::Gauge* device_allocated_gauge = nullptr;
+  prometheus::Gauge* device_reserved_gauge = nullptr;
+  Metrics::DeviceMemoryReader read_device_memory;  // or empty: the CPU
 
   void UpdateUsage() {
     usage.Add({}).Set(capacity_bytes > 0
@@ -291,15 +294,36 @@ Metrics::Metrics(const MetricsOptions& options)
   impl_->build.Add({{"version", kVersion}}).Set(1);
   impl_->allocated.Add({});
   impl_->freed.Add({});
-  // TODO(#9): read LibTorch's CUDA caching allocator in the CUDA build.
-  impl_->device_allocated.Add({{"device", "cpu"}}).Set(0);
-  impl_->device_reserved.Add({{"device", "cpu"}}).Set(0);
+  impl_->device_allocated_gauge =
+      &impl_->device_allocated.Add({{"device", "cpu"}});
+  impl_->device_reserved_gauge =
+      &impl_->device_reserved.Add({{"device", "cpu"}});
+}
+
+void Metrics::SetDeviceMemoryReader(const std::string& device,
+                                    DeviceMemoryReader read) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->device_allocated.Remove(impl_->device_allocated_gauge);
+  impl_->device_reserved.Remove(impl_->device_reserved_gauge);
+  impl_->device_allocated_gauge =
+      &impl_->device_allocated.Add({{"device", device}});
+  impl_->device_reserved_gauge =
+      &impl_->device_reserved.Add({{"device", device}});
+  impl_->read_device_memory = std::move(read);
 }
 
 Metrics::~Metrics() = default;
 
 std::string Metrics::Serialize() const {
   impl_->rss.Add({}).Set(static_cast<double>(ResidentBytes()));
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->read_device_memory) {
+      const auto [allocated, reserved] = impl_->read_device_memory();
+      impl_->device_allocated_gauge->Set(static_cast<double>(allocated));
+      impl_->device_reserved_gauge->Set(static_cast<double>(reserved));
+    }
+  }
   return prometheus::TextSerializer().Serialize(impl_->registry->Collect());
 }
 

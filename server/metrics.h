@@ -8,6 +8,7 @@
 #define COLDCOMPRESS_SERVER_METRICS_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -73,6 +74,12 @@ class Metrics {
   void SessionClosed(const std::string& policy, int64_t peak_bytes,
                      double compression_ratio);
   void AttentionLoss(const std::string& policy, double loss);
+
+  // The device memory gauges read `read` (bytes allocated, reserved) at each
+  // scrape, labelled `device`, instead of showing 0 for "cpu".
+  using DeviceMemoryReader = std::function<std::pair<int64_t, int64_t>()>;
+  void SetDeviceMemoryReader(const std::string& device,
+                             DeviceMemoryReader read);
 
   void SetModelInfo(const std::string& model, const std::string& architecture,
                     const std::string& dtype, const std::string& device,

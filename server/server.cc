@@ -20,6 +20,7 @@
 #include "server/http_server.h"
 #include "server/metrics.h"
 #include "server/model/checkpoint.h"
+#include "server/model/cuda.h"
 #include "server/model/llama.h"
 #include "server/service.h"
 #include "server/tokenizer/load.h"
@@ -177,9 +178,16 @@ absl::Status Server::LoadModel() {
   absl::StatusOr<std::unique_ptr<LlamaModel>> model =
       LlamaModel::Load(c.model_dir, *dtype, device);
   if (!model.ok()) return model.status();
+  if (device.is_cuda()) {
+    impl_->metrics->SetDeviceMemoryReader(
+        device.str(), [device]() -> std::pair<int64_t, int64_t> {
+          const absl::StatusOr<DeviceMemory> m = CudaAllocatorMemory(device);
+          if (!m.ok()) return {0, 0};
+          return {m->allocated, m->reserved};
+        });
+  }
   if (device.is_cuda() && c.cuda_graphs) {
-    if (absl::Status s = (*model)->UseDecodeGraphs(/*capture=*/true);
-        !s.ok()) {
+    if (absl::Status s = (*model)->UseDecodeGraphs(/*capture=*/true); !s.ok()) {
       return s;
     }
   }

@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "policies/attention.h"
 #include "policies/cpu_kernels.h"
-#include "server/model/cuda_graph.h"
+#include "server/model/cuda.h"
 
 namespace coldcompress {
 namespace {

@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "server/metrics.h"
 #include "tests/testing/fixtures.h"
 #include "tests/testing/http.h"
 #include "tests/testing/processes.h"
@@ -245,6 +246,31 @@ TEST(MetricsLabelsTest, NoRequestStringsInLabels) {
        it != std::sregex_iterator(); ++it) {
     EXPECT_TRUE(allowed_keys.count((*it)[1].str())) << (*it)[0].str();
   }
+}
+
+// The device memory gauges: 0 for "cpu" until a reader is set (a CUDA
+// server sets LibTorch's caching allocator), then what it reads at each
+// scrape, under the device's label only.
+TEST(MetricsDeviceMemoryTest, GaugesShowTheReaderUnderTheDevicesLabel) {
+  Metrics metrics(MetricsOptions{});
+  const std::string allocated = "coldcompress_device_memory_allocated_bytes",
+                    reserved = "coldcompress_device_memory_reserved_bytes";
+  std::string text = metrics.Serialize();
+  EXPECT_NE(text.find(allocated + "{device=\"cpu\"} 0"), std::string::npos);
+  EXPECT_NE(text.find(reserved + "{device=\"cpu\"} 0"), std::string::npos);
+  int64_t used = 1000;
+  metrics.SetDeviceMemoryReader("cuda:0",
+                                [&used]() -> std::pair<int64_t, int64_t> {
+                                  return {used, 4096};
+                                });
+  text = metrics.Serialize();
+  EXPECT_EQ(testing::MetricSum(text, allocated + "{device=\"cuda:0\"}"), 1000);
+  EXPECT_EQ(testing::MetricSum(text, reserved + "{device=\"cuda:0\"}"), 4096);
+  EXPECT_EQ(text.find("device=\"cpu\""), std::string::npos);
+  used = 2048;  // read again at the next scrape
+  EXPECT_EQ(testing::MetricSum(metrics.Serialize(),
+                               allocated + "{device=\"cuda:0\"}"),
+            2048);
 }
 
 TEST(HttpEndpointsTest, HealthAndReadiness) {

@@ -11,7 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "policies/registry.h"
-#include "server/model/cuda_graph.h"
+#include "server/model/cuda.h"
 #include "server/model/llama.h"
 #include "tests/testing/fixtures.h"
 

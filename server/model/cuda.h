@@ -1,11 +1,12 @@
-// CUDA graphs behind a header that needs no CUDA headers: the model's
-// decode segments are recorded once and replayed (LlamaModel's
-// UseDecodeGraphs). Built with CUDA graphs where LibTorch has CUDA
-// (COLDCOMPRESS_CUDA_GRAPHS); elsewhere MakeCudaGraphRecorder fails. The
-// build also compiles the CUDA side against Debian's ATen CUDA headers as a
-// check (cc_cuda_compile_check), without linking it.
-#ifndef COLDCOMPRESS_SERVER_MODEL_CUDA_GRAPH_H_
-#define COLDCOMPRESS_SERVER_MODEL_CUDA_GRAPH_H_
+// What the server takes from LibTorch's CUDA side, behind a header that
+// needs no CUDA headers: CUDA graphs of the model's decode segments
+// (LlamaModel::UseDecodeGraphs) and the caching allocator's figures (the
+// device memory metrics). Built with them where LibTorch has CUDA
+// (COLDCOMPRESS_CUDA); elsewhere these calls fail. Without a CUDA LibTorch,
+// the build still compiles the CUDA side against Debian's ATen CUDA headers
+// as a check (cc_cuda_compile_check), without linking it.
+#ifndef COLDCOMPRESS_SERVER_MODEL_CUDA_H_
+#define COLDCOMPRESS_SERVER_MODEL_CUDA_H_
 
 #include <ATen/ATen.h>
 
@@ -38,6 +39,16 @@ bool CudaGraphsBuilt();
 absl::StatusOr<std::unique_ptr<SegmentRecorder>> MakeCudaGraphRecorder(
     at::Device device);
 
+// Bytes LibTorch's CUDA caching allocator has handed out (allocated) and
+// holds from the driver (reserved) on one device.
+struct DeviceMemory {
+  int64_t allocated = 0;
+  int64_t reserved = 0;
+};
+// Errors: FailedPrecondition when the build has no CUDA or `device` is not
+// a CUDA device.
+absl::StatusOr<DeviceMemory> CudaAllocatorMemory(at::Device device);
+
 }  // namespace coldcompress
 
-#endif  // COLDCOMPRESS_SERVER_MODEL_CUDA_GRAPH_H_
+#endif  // COLDCOMPRESS_SERVER_MODEL_CUDA_H_

@@ -1,16 +1,17 @@
-#include "server/model/cuda_graph.h"
+#include "server/model/cuda.h"
 
 #include "absl/strings/str_cat.h"
 
-#ifdef COLDCOMPRESS_CUDA_GRAPHS
+#ifdef COLDCOMPRESS_CUDA
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
 namespace coldcompress {
 
-#ifdef COLDCOMPRESS_CUDA_GRAPHS
+#ifdef COLDCOMPRESS_CUDA
 namespace {
 
 class CudaGraphRecorder : public SegmentRecorder {
@@ -64,6 +65,20 @@ absl::StatusOr<std::unique_ptr<SegmentRecorder>> MakeCudaGraphRecorder(
   return std::make_unique<CudaGraphRecorder>(device);
 }
 
+absl::StatusOr<DeviceMemory> CudaAllocatorMemory(at::Device device) {
+  if (!device.is_cuda()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "CUDA allocator figures need a CUDA device, not ", device.str()));
+  }
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(
+      device.has_index() ? device.index() : c10::cuda::current_device());
+  // Index 0 of a stat array: every pool together (StatType::AGGREGATE).
+  DeviceMemory memory;
+  memory.allocated = stats.allocated_bytes[0].current;
+  memory.reserved = stats.reserved_bytes[0].current;
+  return memory;
+}
+
 #else
 
 bool CudaGraphsBuilt() { return false; }
@@ -73,6 +88,12 @@ absl::StatusOr<std::unique_ptr<SegmentRecorder>> MakeCudaGraphRecorder(
   return absl::FailedPreconditionError(absl::StrCat(
       "CUDA graphs on ", device.str(),
       ": this build's LibTorch has no CUDA, so it has no CUDA graphs"));
+}
+
+absl::StatusOr<DeviceMemory> CudaAllocatorMemory(at::Device device) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("CUDA allocator figures on ", device.str(),
+                   ": this build's LibTorch has no CUDA"));
 }
 
 #endif
