@@ -255,6 +255,7 @@ absl::StatusOr<CachePlan> ResolveCachePlan(const PolicySpec& spec,
     }
     plan.layers.push_back(std::move(layer));
   }
+  if (absl::Status st = registry.CheckParams(spec, plan); !st.ok()) return st;
   return plan;
 }
 

@@ -1,7 +1,9 @@
 #include "policies/registry.h"
 
 #include <algorithm>
+#include <cmath>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -108,6 +110,70 @@ absl::Status PolicyRegistry::ValidateLayer(const LayerPlan& layer,
         absl::StrCat("global_tokens (", spec.global_tokens,
                      ") is larger than the smallest layer cache (",
                      layer.capacity, " tokens, layer ", layer_index, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckParamValue(const ParamInfo& param, const std::string& value) {
+  const auto bad = [&](const std::string& why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("params.", param.name, ": \"", value, "\" ", why));
+  };
+  if (param.type == "string") return absl::OkStatus();
+  if (param.type == "bool") {
+    if (value == "true" || value == "false") return absl::OkStatus();
+    return bad("is not a bool (true or false)");
+  }
+  double number = 0;
+  if (param.type == "int") {
+    int64_t n = 0;
+    if (!absl::SimpleAtoi(value, &n)) return bad("is not an int");
+    number = static_cast<double>(n);
+  } else if (param.type == "double") {
+    if (!absl::SimpleAtod(value, &number) || !std::isfinite(number)) {
+      return bad("is not a finite double");
+    }
+  } else {
+    return bad(
+        absl::StrCat("has a parameter of unknown type \"", param.type, "\""));
+  }
+  if (number < param.min || number > param.max) {
+    return bad(
+        absl::StrCat("is out of range [", param.min, ", ", param.max, "]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PolicyRegistry::CheckParams(const PolicySpec& spec,
+                                         const CachePlan& plan) const {
+  for (const auto& [key, value] : spec.params) {
+    const ParamInfo* declared = nullptr;
+    std::vector<std::string> owners;
+    const auto look = [&](const std::vector<ParamInfo>& params,
+                          const std::string& owner) {
+      owners.push_back(owner);
+      for (const ParamInfo& p : params) {
+        if (p.own && p.name == key) declared = &p;
+      }
+    };
+    for (const LayerPlan& layer : plan.layers) {
+      if (const PolicyInfo* p = FindPolicy(layer.strategy)) {
+        look(p->params, layer.strategy);
+      }
+      if (const CompressorInfo* c = FindCompressor(layer.prompt_compression)) {
+        look(c->params, layer.prompt_compression);
+      }
+    }
+    if (declared == nullptr) {
+      std::sort(owners.begin(), owners.end());
+      owners.erase(std::unique(owners.begin(), owners.end()), owners.end());
+      return absl::InvalidArgumentError(absl::StrCat(
+          "params.", key, ": not a parameter of ", absl::StrJoin(owners, ", "),
+          " (ListPolicies lists each one's parameters)"));
+    }
+    if (absl::Status st = CheckParamValue(*declared, value); !st.ok()) {
+      return st;
+    }
   }
   return absl::OkStatus();
 }

@@ -5,6 +5,7 @@
 #define COLDCOMPRESS_POLICIES_REGISTRY_H_
 
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,7 +24,16 @@ struct ParamInfo {
   std::string type;  // "int" | "double" | "bool" | "string"
   std::string default_value;
   std::string description;
+  // A plugin's own parameter, set in PolicySpec::params (the others are
+  // PolicySpec's fields), with its inclusive range when a number.
+  bool own = false;
+  double min = -std::numeric_limits<double>::infinity();
+  double max = std::numeric_limits<double>::infinity();
 };
+
+// INVALID_ARGUMENT (naming params.<name>) unless `value` is of the
+// parameter's type and, for numbers, in its range.
+absl::Status CheckParamValue(const ParamInfo& param, const std::string& value);
 
 struct PolicyInfo {
   std::string name;
@@ -50,6 +60,7 @@ struct CompressorInfo {
   // False for the pass-through compressor: a prompt longer than the cache is
   // then an error.
   bool compresses = true;
+  std::vector<ParamInfo> params;  // a plugin's (ListPolicies shows policies')
   std::function<std::unique_ptr<PromptCompressor>(const PolicyContext&)> create;
 };
 
@@ -72,6 +83,11 @@ class PolicyRegistry {
   // INVALID_ARGUMENT naming the known names when `name` is unknown.
   absl::Status CheckPolicy(const std::string& name) const;
   absl::Status CheckCompressor(const std::string& name) const;
+
+  // Every key of spec.params is an own parameter of one of the plan's
+  // policies or compressors, and its value fits it (INVALID_ARGUMENT
+  // naming params.<key> otherwise).
+  absl::Status CheckParams(const PolicySpec& spec, const CachePlan& plan) const;
 
   // Cross-checks one resolved layer against its policy and compressor.
   absl::Status ValidateLayer(const LayerPlan& layer, const PolicySpec& spec,

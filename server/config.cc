@@ -57,6 +57,7 @@ const std::map<std::string, Setter>& Setters() {
       {"context_length", Set(&ServerConfig::context_length)},
       {"max_message_bytes", Set(&ServerConfig::max_message_bytes)},
       {"presets_dir", Set(&ServerConfig::presets_dir)},
+      {"policy_plugins", Set(&ServerConfig::policy_plugins)},
       {"metrics_listen", Set(&ServerConfig::metrics_listen)},
       {"metrics_per_layer", Set(&ServerConfig::metrics_per_layer)},
       {"max_cache_bytes", Set(&ServerConfig::max_cache_bytes)},

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -85,6 +86,9 @@ struct ServerConfig {
 
   // Cache presets: every *.yaml in this folder, named by the file name.
   std::string presets_dir = "configs/presets";
+  // Policy plugins (shared libraries) loaded at start-up, in order; their
+  // policies and compressors join the built-ins (policies/plugins.h).
+  std::vector<std::string> policy_plugins;
   // The preset of a request that leaves its cache policy empty.
   std::string default_preset = "full";
 };

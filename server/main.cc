@@ -111,6 +111,15 @@ int main(int argc, char** argv) {
        "cache presets folder");
   Flag(app, apply, config, "default_preset", &ServerConfig::default_preset,
        "preset of requests that set no cache policy");
+  // Repeatable: each --policy_plugin adds a library (and replaces the
+  // config file's list when given at all).
+  auto plugins = std::make_shared<std::vector<std::string>>();
+  CLI::Option* plugin_option = app.add_option(
+      "--policy_plugin,--policy_plugins", *plugins,
+      "policy plugin (shared library) to load at start-up; repeatable");
+  apply.push_back([plugin_option, plugins, &config] {
+    if (plugin_option->count() > 0) config.policy_plugins = *plugins;
+  });
   app.set_version_flag("--version", coldcompress::kVersion);
   CLI11_PARSE(app, argc, argv);
 
@@ -148,7 +157,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (absl::Status s = (*server)->LoadModel(); !s.ok()) {
-    spdlog::error("cannot load the model: {}", s.ToString());
+    spdlog::error("cannot start serving: {}", s.ToString());
     return 1;
   }
   int signal_number = 0;

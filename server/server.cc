@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "policies/plugins.h"
 #include "policies/registry.h"
 #include "server/auth.h"
 #include "server/engine/engine.h"
@@ -196,6 +197,12 @@ absl::Status Server::LoadModel() {
   if (!tokenizer.ok()) return tokenizer.status();
   auto registry = std::make_unique<PolicyRegistry>();
   RegisterBuiltins(*registry);
+  for (const std::string& path : c.policy_plugins) {
+    if (absl::Status st = LoadPolicyPlugin(path, *registry); !st.ok()) {
+      return st;
+    }
+    spdlog::info("policy plugin {} loaded", path);
+  }
   ServiceInfo info;
   absl::StatusOr<std::map<std::string, CachePreset>> presets =
       LoadPresets(c.presets_dir);

@@ -1,0 +1,175 @@
+// Policy plugins: the example plugin (examples/plugins/keep_multiples.cc)
+// loaded into a running server serves Generate, its kept positions are
+// exactly what its rule implies, and its parameter is validated; plugins
+// with a foreign ABI version, a missing symbol, a built-in's name or a bad
+// default are refused at start-up with the file and the problem named.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "policies/builtins.h"
+#include "policies/plugins.h"
+#include "policies/registry.h"
+#include "server/config.h"
+#include "tests/testing/fixtures.h"
+#include "tests/testing/server_harness.h"
+
+namespace coldcompress {
+namespace {
+
+using testing::FixtureDir;
+using testing::ServerHarness;
+
+const std::string kKeepMultiples = COLDCOMPRESS_KEEP_MULTIPLES_PLUGIN;
+
+std::string BadPlugin(int i) {
+  return std::string(COLDCOMPRESS_BAD_PLUGIN_DIR) + "/libcc_bad_plugin_" +
+         std::to_string(i) + ".so";
+}
+
+// The rule, slot by slot: the prompt fills slots 0..n-1; each later token at
+// position p takes an empty slot, else the lowest-numbered slot of least
+// importance (1 for multiples of `every`, 0 otherwise) among those that are
+// neither sinks (position < g) nor recent (position >= p - r).
+std::vector<int32_t> Expected(int prompt, int cached, int capacity, int every,
+                              int g, int r) {
+  std::vector<int32_t> slots;
+  for (int p = 0; p < cached; ++p) {
+    if (p < prompt || static_cast<int>(slots.size()) < capacity) {
+      slots.push_back(p);
+      continue;
+    }
+    int chosen = -1;
+    for (int s = 0; s < capacity; ++s) {
+      const int held = slots[s];
+      if (held < g || held >= p - r) continue;
+      if (chosen < 0 ||
+          (held % every == 0 ? 1 : 0) < (slots[chosen] % every == 0 ? 1 : 0)) {
+        chosen = s;
+      }
+    }
+    slots[chosen] = p;
+  }
+  std::sort(slots.begin(), slots.end());
+  return slots;
+}
+
+TEST(PluginTest, ExamplePluginServesTheRulesPositions) {
+  ServerConfig config;
+  config.policy_plugins = {kKeepMultiples};
+  ServerHarness harness(FixtureDir("llama"), true, config);
+
+  grpc::ClientContext list_ctx;
+  v1::ListPoliciesResponse list;
+  ASSERT_TRUE(harness.stub()
+                  .ListPolicies(&list_ctx, v1::ListPoliciesRequest(), &list)
+                  .ok());
+  std::map<std::string, std::string> defaults;
+  for (const auto& p : list.policies()) {
+    if (p.name() != "keep_multiples") continue;
+    for (const auto& param : p.parameters()) {
+      defaults[param.name()] = param.default_value();
+    }
+  }
+  EXPECT_EQ(
+      defaults,
+      (std::map<std::string, std::string>{
+          {"every", "2"}, {"global_tokens", "4"}, {"recent_window", "10"}}));
+
+  constexpr int kPrompt = 12, kCapacity = 16, kNew = 40;
+  constexpr int kEvery = 3, kSinks = 2, kRecent = 4;
+  std::vector<int32_t> ids = {1};
+  for (int i = 1; i < kPrompt; ++i) ids.push_back(3 + (i * 31) % 400);
+  v1::GenerateRequest r = testing::IdsRequest(ids, kNew);
+  r.set_session_id("multiples");
+  v1::CachePolicy& cache = *r.mutable_cache();
+  cache.add_strategy("keep_multiples");
+  cache.add_max_cache_length(kCapacity);
+  cache.set_global_tokens(kSinks);
+  cache.set_recent_window(kRecent);
+  (*cache.mutable_params())["every"] = std::to_string(kEvery);
+  const ServerHarness::Stream s = harness.Generate(r);
+  ASSERT_TRUE(s.status.ok()) << s.status.error_message();
+  EXPECT_EQ(s.tokens.size(), static_cast<size_t>(kNew));
+
+  grpc::ClientContext ctx;
+  v1::GetSessionRequest get;
+  get.set_session_id("multiples");
+  get.set_include_positions(true);
+  v1::SessionInfo info;
+  ASSERT_TRUE(harness.stub().GetSession(&ctx, get, &info).ok());
+  // Every token counts as seen; the last generated one is not in the cache
+  // yet (a next turn feeds it first).
+  ASSERT_EQ(info.tokens_seen(), static_cast<uint32_t>(kPrompt + kNew));
+  const std::vector<int32_t> expected =
+      Expected(kPrompt, kPrompt + kNew - 1, kCapacity, kEvery, kSinks, kRecent);
+  // Evictions happened, and kept more multiples of 3 than a window would.
+  ASSERT_EQ(expected.size(), static_cast<size_t>(kCapacity));
+  ASSERT_GT(info.layers_size(), 0);
+  for (const v1::LayerInfo& layer : info.layers()) {
+    EXPECT_EQ(layer.strategy(), "keep_multiples");
+    EXPECT_EQ(layer.capacity(), static_cast<uint32_t>(kCapacity));
+    for (const v1::HeadPositions& head : layer.heads()) {
+      EXPECT_EQ(std::vector<int32_t>(head.positions().begin(),
+                                     head.positions().end()),
+                expected);
+    }
+  }
+
+  // The plugin's parameter is checked against its declared range, and a
+  // parameter no strategy of the request declares is refused.
+  for (const auto& [key, value, message] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"every", "0", "params.every: \"0\" is out of range [1, 4096]"},
+           {"every", "three", "params.every: \"three\" is not an int"},
+           {"stride", "2",
+            "params.stride: not a parameter of keep_multiples, "
+            "recent_global"}}) {
+    v1::GenerateRequest bad = testing::IdsRequest(ids, 2);
+    bad.mutable_cache()->add_strategy("keep_multiples");
+    bad.mutable_cache()->add_max_cache_length(kCapacity);
+    (*bad.mutable_cache()->mutable_params())[key] = value;
+    const ServerHarness::Stream refused = harness.Generate(bad);
+    EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(refused.status.error_message().find(message), std::string::npos)
+        << refused.status.error_message();
+  }
+}
+
+TEST(PluginTest, BadPluginsAreRefusedNamingTheFileAndTheProblem) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {BadPlugin(1), "plugin ABI version 2, but this server's is 1"},
+      {BadPlugin(2), "missing symbol coldcompress_register_plugin"},
+      {BadPlugin(3),
+       "policy \"recent_global\" clashes with a registered policy"},
+      {BadPlugin(4),
+       "policy \"bad_default\"'s default of params.every: \"0\" is out of "
+       "range [1, 10]"},
+      {"/nonexistent/libplugin.so", "cannot open shared object file"},
+  };
+  for (const auto& [path, problem] : cases) {
+    PolicyRegistry registry;
+    RegisterBuiltins(registry);
+    const size_t before = registry.Policies().size();
+    const absl::Status s = LoadPolicyPlugin(path, registry);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << path;
+    EXPECT_EQ(s.message().rfind("policy_plugin " + path + ": ", 0), 0u) << s;
+    EXPECT_NE(s.message().find(problem), std::string::npos) << s;
+    EXPECT_EQ(registry.Policies().size(), before);  // nothing registered
+  }
+  // At start-up: the server does not come up with the plugin's error.
+  ServerConfig config;
+  config.policy_plugins = {BadPlugin(3)};
+  ServerHarness harness(FixtureDir("llama"), /*load=*/false, config);
+  const absl::Status s = harness.server().LoadModel();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find(BadPlugin(3)), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace coldcompress
