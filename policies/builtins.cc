@@ -23,14 +23,12 @@ void RegisterBuiltins(PolicyRegistry& registry) {
       registry.RegisterPolicy(RandomPolicyInfo()),
       registry.RegisterPolicy(L2PolicyInfo()),
       registry.RegisterPolicy(HeavyHitterPolicyInfo()),
-      registry.RegisterPolicy(KeepItOddPolicyInfo()),
       registry.RegisterPolicy(HybridPolicyInfo()),
       registry.RegisterCompressor(FullCompressorInfo()),
       registry.RegisterCompressor(RecentGlobalCompressorInfo()),
       registry.RegisterCompressor(RandomCompressorInfo()),
       registry.RegisterCompressor(L2CompressorInfo()),
       registry.RegisterCompressor(SnapKVCompressorInfo()),
-      registry.RegisterCompressor(KeepItOddCompressorInfo()),
   };
   for (const absl::Status& s : statuses) {
     TORCH_CHECK(s.ok(), "RegisterBuiltins: ", s.ToString());

@@ -18,8 +18,6 @@ PolicyInfo L2PolicyInfo();  // l2.cc
 CompressorInfo L2CompressorInfo();
 PolicyInfo HeavyHitterPolicyInfo();  // heavy_hitter.cc
 CompressorInfo SnapKVCompressorInfo();
-PolicyInfo KeepItOddPolicyInfo();  // keep_it_odd.cc
-CompressorInfo KeepItOddCompressorInfo();
 PolicyInfo HybridPolicyInfo();  // hybrid.cc
 
 // Parameter descriptions shared by several policies.

@@ -1,5 +1,7 @@
 // The conformance suite: every registered policy (and its analysis mode) and
-// every prompt compressor, on random inputs, must keep the invariants of
+// every prompt compressor, the built-ins and the tutorial plugin's
+// (examples/plugins/keep_it_odd, through the plugin adapters), on random
+// inputs, must keep the invariants of
 // policies.md: capacity never exceeded, sinks and protected recent tokens
 // never evicted, empty slots filled before any eviction, determinism for a
 // fixed seed, statistics consistent with the positions held.
@@ -10,6 +12,7 @@
 #include "policies/cache_layer.h"
 #include "policies/registry.h"
 #include "policies/scoring.h"
+#include "tests/testing/fixtures.h"
 #include "tests/testing/server_harness.h"
 
 namespace coldcompress {
@@ -18,7 +21,9 @@ namespace {
 constexpr int64_t kHeads = 2, kQueryHeads = 4, kDim = 8;
 constexpr int64_t kSinks = 2, kRecent = 3;
 
-const PolicyRegistry& Registry() { return BuiltinRegistry(); }
+const PolicyRegistry& Registry() {
+  return testing::RegistryWithExamplePlugins();
+}
 
 const TokenClasses& Classes() {
   static const TokenClasses* classes = [] {

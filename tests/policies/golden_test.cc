@@ -4,12 +4,15 @@
 
 #include "policies/cache_layer.h"
 #include "policies/registry.h"
+#include "tests/testing/fixtures.h"
 #include "tests/testing/server_harness.h"
 
 namespace coldcompress {
 namespace {
 
-const PolicyRegistry& Registry() { return BuiltinRegistry(); }
+const PolicyRegistry& Registry() {
+  return testing::RegistryWithExamplePlugins();
+}
 
 const TokenClasses kNoTokens;
 

@@ -110,7 +110,7 @@ struct Outcome {
 Outcome RunCpp(const Case& c, const at::Tensor& q, const at::Tensor& k,
                const at::Tensor& v, const std::vector<int32_t>& tokens,
                const TokenClasses& classes) {
-  const PolicyRegistry* registry = &BuiltinRegistry();
+  const PolicyRegistry* registry = &testing::RegistryWithExamplePlugins();
   PolicySpec spec;
   spec.global_tokens = kSinks;
   spec.history_window_size = c.window;

@@ -1,11 +1,16 @@
-// Policy plugins: the example plugin (examples/plugins/keep_multiples.cc)
-// loaded into a running server serves Generate, its kept positions are
-// exactly what its rule implies, and its parameter is validated; plugins
+// Policy plugins: the example plugin (examples/plugins/keep_multiples/),
+// built as a project of its own against the installed SDK
+// (find_package(ColdCompress)) and loaded into a running server, serves
+// Generate, keeps exactly the positions its rule implies, and has its
+// parameter validated; plugins
 // with a foreign ABI version, a missing symbol, a built-in's name or a bad
 // default are refused at start-up with the file and the problem named.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <tuple>
@@ -17,6 +22,7 @@
 #include "policies/registry.h"
 #include "server/config.h"
 #include "tests/testing/fixtures.h"
+#include "tests/testing/processes.h"
 #include "tests/testing/server_harness.h"
 
 namespace coldcompress {
@@ -25,7 +31,40 @@ namespace {
 using testing::FixtureDir;
 using testing::ServerHarness;
 
-const std::string kKeepMultiples = COLDCOMPRESS_KEEP_MULTIPLES_PLUGIN;
+namespace fs = std::filesystem;
+
+// Installs the SDK from this build into a fresh prefix, copies the example's
+// folder to a fresh place and builds it there with nothing but
+// find_package(ColdCompress). Returns the library's path ("" on failure,
+// after reporting the failing step's output).
+std::string BuildOutOfTree(const fs::path& root) {
+  const fs::path prefix = root / "prefix", source = root / "src",
+                 build = root / "build";
+  fs::create_directories(root);
+  fs::copy(COLDCOMPRESS_EXAMPLE_PLUGIN_DIR, source,
+           fs::copy_options::recursive);
+  const std::string cmake = COLDCOMPRESS_CMAKE;
+  const std::vector<std::vector<std::string>> steps = {
+      {cmake, "--install", COLDCOMPRESS_BUILD_DIR, "--prefix", prefix,
+       "--component", "plugin_sdk"},
+      {cmake, "-S", source, "-B", build, "-DCMAKE_BUILD_TYPE=Release",
+       "-DCMAKE_PREFIX_PATH=" + prefix.string()},
+      {cmake, "--build", build},
+  };
+  for (const std::vector<std::string>& step : steps) {
+    const testing::CommandResult r = testing::RunCommand(step);
+    if (r.exit_code != 0) {
+      ADD_FAILURE() << step[1] << " failed (" << r.exit_code << "):\n"
+                    << r.out << r.err;
+      return "";
+    }
+  }
+  // Only the SDK was installed: the header and the package files.
+  EXPECT_TRUE(fs::exists(prefix / "include/coldcompress/plugin.h"));
+  EXPECT_TRUE(
+      fs::exists(prefix / "lib/cmake/ColdCompress/ColdCompressConfig.cmake"));
+  return (build / "libcoldcompress_keep_multiples.so").string();
+}
 
 std::string BadPlugin(int i) {
   return std::string(COLDCOMPRESS_BAD_PLUGIN_DIR) + "/libcc_bad_plugin_" +
@@ -59,9 +98,14 @@ std::vector<int32_t> Expected(int prompt, int cached, int capacity, int every,
   return slots;
 }
 
-TEST(PluginTest, ExamplePluginServesTheRulesPositions) {
+TEST(PluginTest, OutOfTreePluginServesTheRulesPositions) {
+  const fs::path root = fs::temp_directory_path() /
+                        ("cc_plugin_test_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  const std::string plugin = BuildOutOfTree(root);
+  ASSERT_FALSE(plugin.empty());
   ServerConfig config;
-  config.policy_plugins = {kKeepMultiples};
+  config.policy_plugins = {plugin};
   ServerHarness harness(FixtureDir("llama"), true, config);
 
   grpc::ClientContext list_ctx;
@@ -139,6 +183,35 @@ TEST(PluginTest, ExamplePluginServesTheRulesPositions) {
     EXPECT_NE(refused.status.error_message().find(message), std::string::npos)
         << refused.status.error_message();
   }
+  fs::remove_all(root);
+}
+
+// The tutorial plugin with its preset beside it: a server that loads the
+// plugin and has the preset in its presets folder serves the preset by name
+// (its statistics and kept positions: golden_test and policy_parity_test).
+TEST(PluginTest, TutorialPluginServesItsPreset) {
+  const fs::path presets = fs::temp_directory_path() /
+                           ("cc_plugin_presets_" + std::to_string(::getpid()));
+  fs::remove_all(presets);
+  fs::copy(testing::SourceDir() + "/configs/presets", presets);
+  fs::copy_file(
+      testing::SourceDir() + "/examples/plugins/keep_it_odd/keep_it_odd.yaml",
+      presets / "keep_it_odd.yaml");
+  ServerConfig config;
+  config.policy_plugins = {testing::Env("COLDCOMPRESS_KEEP_IT_ODD_PLUGIN")};
+  config.presets_dir = presets.string();
+  ServerHarness harness(FixtureDir("llama"), true, config);
+  std::vector<int32_t> ids = {1};
+  for (int i = 1; i < 40; ++i) ids.push_back(3 + (i * 17) % 400);
+  v1::GenerateRequest r = testing::IdsRequest(ids, 24);
+  r.mutable_cache()->set_config_name("keep_it_odd");
+  r.mutable_cache()->add_max_cache_length(0.5);
+  const ServerHarness::Stream s = harness.Generate(r);
+  ASSERT_TRUE(s.status.ok()) << s.status.error_message();
+  EXPECT_EQ(s.tokens.size(), 24u);
+  // 63 tokens through a 32-token cache: half of them evicted.
+  EXPECT_GT(s.final.stats().compression_ratio(), 0.4);
+  fs::remove_all(presets);
 }
 
 TEST(PluginTest, BadPluginsAreRefusedNamingTheFileAndTheProblem) {

@@ -72,7 +72,7 @@ TEST_F(PolicyServiceTest, ListPoliciesHasEveryPolicyPresetAndParameters) {
   for (const auto& p : list.policies()) by_name[p.name()] = p;
   for (const char* name :
        {"full", "recent_global", "random", "l2", "heavy_hitter", "hybrid",
-        "keep_it_odd", "debug_heavy_hitter", "debug_hybrid"}) {
+        "debug_heavy_hitter", "debug_hybrid"}) {
     EXPECT_TRUE(by_name.count(name)) << name;
   }
   EXPECT_TRUE(by_name["heavy_hitter"].head_specific());
@@ -91,7 +91,7 @@ TEST_F(PolicyServiceTest, ListPoliciesHasEveryPolicyPresetAndParameters) {
   for (const char* name :
        {"full", "recent_global", "random", "l2", "heavy_hitter",
         "heavy_hitter_pyramid", "heavy_hitter_funnel", "debug_heavy_hitter",
-        "keep_it_odd", "hybrid", "fastgen", "local_global"}) {
+        "hybrid", "fastgen", "local_global"}) {
     EXPECT_TRUE(presets.count(name)) << name;
   }
   for (const auto& p : list.presets()) {
@@ -269,7 +269,7 @@ TEST_F(PolicyServiceTest, BadPoliciesNameTheField) {
   const std::vector<Case> cases = {
       {"unknown strategy",
        [](auto& c) { c.add_strategy("h2o"); },
-       {"strategy", "h2o", "heavy_hitter", "recent_global", "keep_it_odd"}},
+       {"strategy", "h2o", "heavy_hitter", "recent_global", "random"}},
       {"unknown compressor",
        [](auto& c) {
          c.add_strategy("l2");

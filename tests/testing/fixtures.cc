@@ -3,6 +3,10 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "policies/builtins.h"
+#include "policies/plugins.h"
+#include "policies/registry.h"
+
 namespace coldcompress::testing {
 
 std::string FixtureDir(const std::string& name) {
@@ -16,6 +20,26 @@ std::string FixtureDir(const std::string& name) {
 }
 
 std::string SourceDir() { return COLDCOMPRESS_SOURCE_DIR; }
+
+const PolicyRegistry& RegistryWithExamplePlugins() {
+  static const PolicyRegistry* registry = [] {
+    const char* path = std::getenv("COLDCOMPRESS_KEEP_IT_ODD_PLUGIN");
+    if (path == nullptr || *path == '\0') {
+      std::fprintf(stderr,
+                   "COLDCOMPRESS_KEEP_IT_ODD_PLUGIN is not set; run the tests "
+                   "with ctest\n");
+      std::abort();
+    }
+    auto* r = new PolicyRegistry();
+    RegisterBuiltins(*r);
+    if (const absl::Status s = LoadPolicyPlugin(path, *r); !s.ok()) {
+      std::fprintf(stderr, "%s\n", s.ToString().c_str());
+      std::abort();
+    }
+    return r;
+  }();
+  return *registry;
+}
 
 double MetricSum(const std::string& text, const std::string& prefix) {
   double total = 0;

@@ -5,7 +5,16 @@
 
 #include <string>
 
+namespace coldcompress {
+class PolicyRegistry;
+}
+
 namespace coldcompress::testing {
+
+// The built-in policies plus the tutorial plugin the build made
+// (examples/plugins/keep_it_odd, $COLDCOMPRESS_KEEP_IT_ODD_PLUGIN), loaded
+// once; aborts the test binary when the variable is unset or loading fails.
+const PolicyRegistry& RegistryWithExamplePlugins();
 
 // $COLDCOMPRESS_FIXTURES/<name>; aborts the test binary when unset.
 std::string FixtureDir(const std::string& name);

@@ -2,9 +2,9 @@
 // token finds the cache full, positions that are multiples of `every` are
 // important (1) and the others are not (0): the server evicts the oldest
 // unimportant slot that is neither an attention sink nor a recent token.
-// Loaded with `coldcompress-server --policy_plugin
-// libcoldcompress_keep_multiples.so`, then chosen per request:
-// strategy "keep_multiples", params {"every": "3"}.
+// Built with CMakeLists.txt beside it, loaded with `coldcompress-server
+// --policy_plugin libcoldcompress_keep_multiples.so`, then chosen per
+// request: strategy "keep_multiples", params {"every": "3"}.
 #include <coldcompress/plugin.h>
 
 #include <memory>
