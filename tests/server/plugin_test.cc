@@ -6,11 +6,11 @@
 // with a foreign ABI version, a missing symbol, a built-in's name or a bad
 // default are refused at start-up with the file and the problem named.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <tuple>
@@ -106,6 +106,15 @@ TEST(PluginTest, OutOfTreePluginServesTheRulesPositions) {
   ASSERT_FALSE(plugin.empty());
   ServerConfig config;
   config.policy_plugins = {plugin};
+  // The same policy as a preset: its parameter from the YAML's `params`.
+  const fs::path presets = root / "presets";
+  fs::copy(testing::SourceDir() + "/configs/presets", presets);
+  {
+    std::ofstream yaml(presets / "multiples3.yaml");
+    yaml << "cache_strategy: [keep_multiples]\nmax_cache_length: [16]\n"
+            "global_tokens: 2\nrecent_window: 4\nparams:\n  every: \"3\"\n";
+  }
+  config.presets_dir = presets.string();
   ServerHarness harness(FixtureDir("llama"), true, config);
 
   grpc::ClientContext list_ctx;
@@ -140,28 +149,36 @@ TEST(PluginTest, OutOfTreePluginServesTheRulesPositions) {
   const ServerHarness::Stream s = harness.Generate(r);
   ASSERT_TRUE(s.status.ok()) << s.status.error_message();
   EXPECT_EQ(s.tokens.size(), static_cast<size_t>(kNew));
+  v1::GenerateRequest by_preset = testing::IdsRequest(ids, kNew);
+  by_preset.set_session_id("multiples-preset");
+  by_preset.mutable_cache()->set_config_name("multiples3");
+  const ServerHarness::Stream p = harness.Generate(by_preset);
+  ASSERT_TRUE(p.status.ok()) << p.status.error_message();
 
-  grpc::ClientContext ctx;
-  v1::GetSessionRequest get;
-  get.set_session_id("multiples");
-  get.set_include_positions(true);
-  v1::SessionInfo info;
-  ASSERT_TRUE(harness.stub().GetSession(&ctx, get, &info).ok());
-  // Every token counts as seen; the last generated one is not in the cache
-  // yet (a next turn feeds it first).
-  ASSERT_EQ(info.tokens_seen(), static_cast<uint32_t>(kPrompt + kNew));
+  // 16 of the 51 cached positions kept, in both sessions.
   const std::vector<int32_t> expected =
       Expected(kPrompt, kPrompt + kNew - 1, kCapacity, kEvery, kSinks, kRecent);
-  // Evictions happened, and kept more multiples of 3 than a window would.
   ASSERT_EQ(expected.size(), static_cast<size_t>(kCapacity));
-  ASSERT_GT(info.layers_size(), 0);
-  for (const v1::LayerInfo& layer : info.layers()) {
-    EXPECT_EQ(layer.strategy(), "keep_multiples");
-    EXPECT_EQ(layer.capacity(), static_cast<uint32_t>(kCapacity));
-    for (const v1::HeadPositions& head : layer.heads()) {
-      EXPECT_EQ(std::vector<int32_t>(head.positions().begin(),
-                                     head.positions().end()),
-                expected);
+  for (const std::string session : {"multiples", "multiples-preset"}) {
+    SCOPED_TRACE(session);
+    grpc::ClientContext ctx;
+    v1::GetSessionRequest get;
+    get.set_session_id(session);
+    get.set_include_positions(true);
+    v1::SessionInfo info;
+    ASSERT_TRUE(harness.stub().GetSession(&ctx, get, &info).ok());
+    // Every token counts as seen; the last generated one is not in the
+    // cache yet (a next turn feeds it first).
+    ASSERT_EQ(info.tokens_seen(), static_cast<uint32_t>(kPrompt + kNew));
+    ASSERT_GT(info.layers_size(), 0);
+    for (const v1::LayerInfo& layer : info.layers()) {
+      EXPECT_EQ(layer.strategy(), "keep_multiples");
+      EXPECT_EQ(layer.capacity(), static_cast<uint32_t>(kCapacity));
+      for (const v1::HeadPositions& head : layer.heads()) {
+        EXPECT_EQ(std::vector<int32_t>(head.positions().begin(),
+                                       head.positions().end()),
+                  expected);
+      }
     }
   }
 
