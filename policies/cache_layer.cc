@@ -64,6 +64,13 @@ std::vector<CacheLayer*> LayerPointers(
   return out;
 }
 
+std::vector<std::unique_ptr<CacheLayer>> CloneLayers(
+    const std::vector<std::unique_ptr<CacheLayer>>& layers) {
+  std::vector<std::unique_ptr<CacheLayer>> out;
+  for (const auto& l : layers) out.push_back(l->Clone());
+  return out;
+}
+
 at::Tensor CacheLayer::Prefill(const at::Tensor& q, const at::Tensor& k,
                                const at::Tensor& v,
                                const std::vector<int32_t>& tokens) {

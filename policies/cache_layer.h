@@ -115,6 +115,9 @@ class CacheLayer {
 // The layers' raw pointers, in order (what the model's forward takes).
 std::vector<CacheLayer*> LayerPointers(
     const std::vector<std::unique_ptr<CacheLayer>>& layers);
+// A copy of each layer (CacheLayer::Clone), in order.
+std::vector<std::unique_ptr<CacheLayer>> CloneLayers(
+    const std::vector<std::unique_ptr<CacheLayer>>& layers);
 
 // policies.md 1.2 steps 3-5 for a cache: it keeps the compressor's choice of
 // the prompt when S > L, else the policy's selection (hybrid), else

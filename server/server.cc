@@ -186,10 +186,11 @@ absl::Status Server::LoadModel() {
           if (!m.ok()) return {0, 0};
           return {m->allocated, m->reserved};
         });
-  }
-  if (device.is_cuda() && c.cuda_graphs) {
-    if (absl::Status s = (*model)->UseDecodeGraphs(/*capture=*/true); !s.ok()) {
-      return s;
+    if (c.cuda_graphs) {
+      if (absl::Status s = (*model)->UseDecodeGraphs(/*capture=*/true);
+          !s.ok()) {
+        return s;
+      }
     }
   }
   absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =

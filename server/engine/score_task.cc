@@ -62,8 +62,7 @@ void ScoreTask::Decoded(const at::Tensor& logits) {
 }
 
 void ScoreTask::StartContinuation() {
-  working_.clear();
-  for (const auto& layer : base_) working_.push_back(layer->Clone());
+  working_ = CloneLayers(base_);
   logits_ = base_logits_;
   position_ = base_position_;
   std::vector<CacheLayer*> all = LayerPointers(base_);

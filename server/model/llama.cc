@@ -439,8 +439,6 @@ absl::Status LlamaModel::UseDecodeGraphs(bool capture) {
   return absl::OkStatus();
 }
 
-void LlamaModel::StopDecodeGraphs() { graphs_.reset(); }
-
 at::Tensor LlamaModel::DecodeBatchInGraphs(std::span<const DecodeRow> rows) {
   EnterPhase(CpuPhase::kDecode);
   const auto b = static_cast<int64_t>(rows.size());

@@ -113,7 +113,6 @@ class LlamaModel {
   // Errors: capture on a device other than CUDA, or in a build without
   // CUDA graphs (FailedPrecondition). Not thread-safe, as DecodeBatch.
   absl::Status UseDecodeGraphs(bool capture);
-  void StopDecodeGraphs();  // back to DecodeBatch's own steps
   bool decode_graphs() const { return graphs_ != nullptr; }
 
   // Cache-free causal forward of a batch (training, checks).

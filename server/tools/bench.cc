@@ -121,9 +121,8 @@ bool CheckDecodeGraphs(LlamaModel& model, const std::vector<Row>& rows) {
   const auto clone = [](const Row& row, Caches& caches) {
     std::vector<std::vector<CacheLayer*>> pointers;
     for (const auto& session : row.copies) {
-      auto& copy = caches.emplace_back();
-      for (const auto& layer : session) copy.push_back(layer->Clone());
-      pointers.push_back(coldcompress::LayerPointers(copy));
+      caches.push_back(coldcompress::CloneLayers(session));
+      pointers.push_back(coldcompress::LayerPointers(caches.back()));
     }
     return pointers;
   };
@@ -385,10 +384,8 @@ int main(int argc, char** argv) {
         row.plan = *plan;
         row.batch = batch;
         // Every session starts from a copy of the prompt's caches.
-        row.copies.resize(batch);
         for (int b = 0; b < batch; ++b) {
-          for (const auto& layer : *built)
-            row.copies[b].push_back(layer->Clone());
+          row.copies.push_back(coldcompress::CloneLayers(*built));
           row.pointers.push_back(coldcompress::LayerPointers(row.copies[b]));
         }
         row.logits = prompt_logits.unsqueeze(0).expand({batch, -1});
