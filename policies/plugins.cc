@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -249,11 +250,18 @@ class Collector final : public plugin::Registrar {
   // Registers everything collected, or nothing.
   absl::Status Commit(PolicyRegistry& registry) {
     if (!status_.ok()) return status_;
+    // A name defined twice by the plugin itself would otherwise register
+    // its first definition before the second one failed.
+    std::set<std::string> policy_names, compressor_names;
     for (const PolicyInfo& p : policies_) {
       if (registry.FindPolicy(p.name) != nullptr ||
           PolicyRegistry::IsAnalysis(p.name)) {
         return absl::InvalidArgumentError(absl::StrCat(
             "policy \"", p.name, "\" clashes with a registered policy"));
+      }
+      if (!policy_names.insert(p.name).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("policy \"", p.name, "\" is defined twice"));
       }
     }
     for (const CompressorInfo& c : compressors_) {
@@ -261,6 +269,10 @@ class Collector final : public plugin::Registrar {
         return absl::InvalidArgumentError(
             absl::StrCat("compressor \"", c.name,
                          "\" clashes with a registered compressor"));
+      }
+      if (!compressor_names.insert(c.name).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("compressor \"", c.name, "\" is defined twice"));
       }
     }
     for (const PolicyInfo& p : policies_) {

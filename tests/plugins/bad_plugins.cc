@@ -1,7 +1,7 @@
 // Plugins that must be refused at start-up, one library per case
 // (BAD_PLUGIN selects which): a foreign ABI version, a missing registration
 // function, a policy named like a built-in, a parameter whose default is out
-// of its own range.
+// of its own range, a name defined twice.
 #include <coldcompress/plugin.h>
 
 #include <memory>
@@ -57,6 +57,14 @@ void Register(Registrar& r) {
   PolicyDefinition d = Definition("bad_default");
   d.params = {{"every", "int", "0", "must be >= 1", 1, 10}};
   r.AddPolicy(std::move(d));
+}
+}  // namespace
+COLDCOMPRESS_PLUGIN(Register)
+#elif BAD_PLUGIN == 5  // one name defined twice
+namespace {
+void Register(Registrar& r) {
+  r.AddPolicy(Definition("twice"));
+  r.AddPolicy(Definition("twice"));
 }
 }  // namespace
 COLDCOMPRESS_PLUGIN(Register)

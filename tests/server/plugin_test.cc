@@ -240,6 +240,7 @@ TEST(PluginTest, BadPluginsAreRefusedNamingTheFileAndTheProblem) {
       {BadPlugin(4),
        "policy \"bad_default\"'s default of params.every: \"0\" is out of "
        "range [1, 10]"},
+      {BadPlugin(5), "policy \"twice\" is defined twice"},
       {"/nonexistent/libplugin.so", "cannot open shared object file"},
   };
   for (const auto& [path, problem] : cases) {
