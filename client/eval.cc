@@ -39,6 +39,8 @@ json PolicyJson(const PolicyFlags& f) {
   out["cache_bits"] = f.cache_bits ? json(*f.cache_bits) : json();
   out["feed_long_prompts"] = f.feed_long_prompts;
   out["decode_first_token"] = f.decode_first_token;
+  // Absent when empty, so that results made before plugins resume.
+  if (!f.params.empty()) out["params"] = f.params;
   return out;
 }
 

@@ -50,6 +50,7 @@ std::string Overrides(const PolicyFlags& f) {
   if (f.cache_bits) tags.push_back(absl::StrCat(*f.cache_bits, "bit"));
   if (f.feed_long_prompts) tags.push_back("feed");
   if (f.decode_first_token) tags.push_back("dft");
+  for (const std::string& p : f.params) tags.push_back(p);
   if (tags.empty()) return "";
   return Sanitize(absl::StrCat("__", absl::StrJoin(tags, "__")));
 }
@@ -102,6 +103,9 @@ void AddPolicyFlags(CLI::App* app, PolicyFlags* f) {
                 "feed prompt tokens past the cache one by one");
   app->add_flag("--decode_first_token", f->decode_first_token,
                 "decode the prompt's last token instead of prefilling it");
+  app->add_option("--param", f->params,
+                  "NAME=VALUE: a parameter a plugin policy or compressor "
+                  "declares (repeatable)");
 }
 
 absl::Status CheckCacheSizes(const std::vector<double>& sizes) {
@@ -147,6 +151,18 @@ absl::StatusOr<v1::CachePolicy> ToCachePolicy(const PolicyFlags& f) {
   }
   p.set_feed_long_prompts(f.feed_long_prompts);
   p.set_decode_first_token(f.decode_first_token);
+  for (const std::string& param : f.params) {
+    const size_t eq = param.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("param: \"", param, "\" is not NAME=VALUE"));
+    }
+    const std::string name = param.substr(0, eq);
+    if (!p.mutable_params()->insert({name, param.substr(eq + 1)}).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("param: ", name, " is given twice"));
+    }
+  }
   return p;
 }
 

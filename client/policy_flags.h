@@ -33,6 +33,9 @@ struct PolicyFlags {
   std::optional<int> cache_bits;
   bool feed_long_prompts = false;
   bool decode_first_token = false;
+  // Parameters of plugin policies and compressors, NAME=VALUE each
+  // (CachePolicy.params), in the order given.
+  std::vector<std::string> params;
 };
 
 // Registers the policy flags on `app`; `flags` must outlive the parse.

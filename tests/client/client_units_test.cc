@@ -48,6 +48,30 @@ TEST(PolicyFlagsTest, MapsOntoCachePolicy) {
   EXPECT_EQ(PolicyDirName(PolicyFlags()), "full");
 }
 
+TEST(PolicyFlagsTest, ParamsAreNameValuePairs) {
+  PolicyFlags f;
+  f.cache_strategy = {"keep_multiples"};
+  f.params = {"every=3", "note=a=b"};
+  absl::StatusOr<v1::CachePolicy> p = ToCachePolicy(f);
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_EQ(p->params_size(), 2);
+  EXPECT_EQ(p->params().at("every"), "3");
+  EXPECT_EQ(p->params().at("note"), "a=b");
+  EXPECT_EQ(PolicyLabel(f), "keep_multiples__every_3__note_a_b");
+
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"every"}, "param: \"every\" is not NAME=VALUE"},
+      {{"=3"}, "param: \"=3\" is not NAME=VALUE"},
+      {{"every=3", "every=4"}, "param: every is given twice"},
+  };
+  for (const auto& [params, message] : bad) {
+    f.params = params;
+    absl::StatusOr<v1::CachePolicy> r = ToCachePolicy(f);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(r.status().message(), message);
+  }
+}
+
 TEST(PolicyFlagsTest, CacheSizesThatDoNotResolveAreRefused) {
   for (double bad : {0.0, -0.5, 1.5, 100.25, std::nan("")}) {
     absl::Status s = CheckCacheSizes({0.5, bad});

@@ -197,6 +197,67 @@ TEST_F(EvalTest, MultipleChoiceAccuracyUsesScore) {
   EXPECT_EQ(records[1]["prediction"], std::string(1, 'A' + by_letter));
 }
 
+// The task the README's guide adds (examples/tasks/cnn_dailymail.yaml) over
+// the made-up articles beside it: each article goes out as one chat message
+// in the reference's template with a 256-token budget, and each answer is
+// scored with ROUGE against that article's highlights.
+TEST_F(EvalTest, GuideTaskSummarizesEveryArticle) {
+  EvalSettings s = Settings();
+  s.task_options.task_dirs = {testing::SourceDir() + "/examples/tasks"};
+  s.task_options.data_dir = testing::SourceDir() + "/examples/tasks/data";
+  PolicyFlags policy;
+  policy.cache_config = "heavy_hitter";
+  policy.max_cache_length = {0.25};
+  absl::StatusOr<TaskOutcome> o =
+      Evaluator(s, nullptr).Run(*pool_, nullptr, policy, "cnn_dailymail");
+  ASSERT_TRUE(o.ok()) << o.status();
+  std::vector<json> records = Records(*o);
+  std::ifstream data(s.task_options.data_dir + "/cnn_dailymail.jsonl");
+  std::vector<json> lines;
+  for (std::string line; std::getline(data, line);)
+    lines.push_back(json::parse(line));
+  ASSERT_EQ(lines.size(), 3u);
+  ASSERT_EQ(records.size(), lines.size());
+  double rouge1 = 0, rouge2 = 0, rougeL = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const std::string highlights = lines[i]["highlights"];
+    v1::GenerateRequest r;
+    auto* m = r.mutable_messages()->add_messages();
+    m->set_role("user");
+    m->set_content(absl::StrCat(
+        "You will be shown a news article. Your task to carefully read the "
+        "article and summarize the main points concisely.\n"
+        "====NEWS ARTICLE====\n",
+        lines[i]["article"].get<std::string>(), "\n"));
+    r.set_max_new_tokens(256);
+    r.mutable_cache()->set_config_name("heavy_hitter");
+    r.mutable_cache()->add_max_cache_length(0.25);
+    const auto direct = harness_->Generate(r);
+    ASSERT_TRUE(direct.status.ok()) << direct.status.error_message();
+    const v1::FinalResult& final = direct.responses.back().final();
+    EXPECT_EQ(records[i]["prediction"], final.text()) << i;
+    EXPECT_EQ(records[i]["labels"], json::array({highlights})) << i;
+    EXPECT_EQ(records[i]["finish_reason"], final.finish_reason()) << i;
+    const json& scores = records[i]["scores"];
+    const std::vector<std::string> labels = {highlights};
+    EXPECT_EQ(scores["rouge1"].get<double>(),
+              RougeMax(final.text(), labels, RougeType::N(1), false).fmeasure);
+    EXPECT_EQ(scores["rouge2"].get<double>(),
+              RougeMax(final.text(), labels, RougeType::N(2), false).fmeasure);
+    EXPECT_EQ(scores["rougeL"].get<double>(),
+              RougeMax(final.text(), labels, RougeType::L(), false).fmeasure);
+    rouge1 += scores["rouge1"].get<double>() / 3;
+    rouge2 += scores["rouge2"].get<double>() / 3;
+    rougeL += scores["rougeL"].get<double>() / 3;
+  }
+  const json& metrics = o->metrics["metrics"];
+  EXPECT_NEAR(metrics["rouge1"].get<double>(), rouge1, 1e-12);
+  EXPECT_NEAR(metrics["rouge2"].get<double>(), rouge2, 1e-12);
+  EXPECT_NEAR(metrics["rougeL"].get<double>(), rougeL, 1e-12);
+  // A quarter of prompt + 256 is less than the prompt: SnapKV compresses it.
+  EXPECT_GT(o->metrics["cache"]["compression_ratio"].get<double>(), 0.5);
+}
+
 // An interrupted run resumes: the examples already written are not run
 // again; a finished task is skipped unless --overwrite.
 TEST_F(EvalTest, InterruptedRunResumesFromPredictions) {

@@ -4,6 +4,10 @@
 // the policy declares those two parameters. A prompt longer than the cache
 // goes through its compressor, which keeps the sinks and recent tokens,
 // then the most recent odd positions, then even ones.
+//
+// The README's "Extending ColdCompress" shows this file's [snippet NAME]
+// regions; tests/docs/guide_test.py checks that they are the same.
+// [snippet policy]
 #include <coldcompress/plugin.h>
 
 #include <memory>
@@ -35,7 +39,9 @@ class KeepItOdd final : public Policy {
     return std::make_unique<KeepItOdd>(*this);
   }
 };
+// [end snippet]
 
+// [snippet compressor]
 // A prompt of S > L tokens: odd positions rank above even ones, and within
 // each the later above the earlier. The server keeps the sinks and the
 // recent window first.
@@ -48,7 +54,9 @@ class KeepItOddPrompt final : public Compressor {
         .unsqueeze(0);  // [1, S]
   }
 };
+// [end snippet]
 
+// [snippet register]
 std::vector<Param> Params() {
   return {{"global_tokens", "int", "4",
            "attention sinks: positions < g are never evicted"},
@@ -84,3 +92,4 @@ void Register(Registrar& registrar) {
 }  // namespace
 
 COLDCOMPRESS_PLUGIN(Register)
+// [end snippet]

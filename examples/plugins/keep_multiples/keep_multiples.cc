@@ -1,10 +1,11 @@
 // keep_multiples: a policy plugin with a parameter of its own. When a new
 // token finds the cache full, positions that are multiples of `every` are
-// important (1) and the others are not (0): the server evicts the oldest
+// important (1) and the others are not (0): the server evicts the first
 // unimportant slot that is neither an attention sink nor a recent token.
 // Built with CMakeLists.txt beside it, loaded with `coldcompress-server
 // --policy_plugin libcoldcompress_keep_multiples.so`, then chosen per
-// request: strategy "keep_multiples", params {"every": "3"}.
+// request: strategy "keep_multiples", params {"every": "3"}. The README's
+// "Extending ColdCompress" shows the [snippet params] region.
 #include <coldcompress/plugin.h>
 
 #include <memory>
@@ -36,6 +37,7 @@ class KeepMultiples final : public Policy {
   int64_t every_;
 };
 
+// [snippet params]
 void Register(Registrar& registrar) {
   PolicyDefinition policy;
   policy.name = "keep_multiples";
@@ -55,6 +57,7 @@ void Register(Registrar& registrar) {
   };
   registrar.AddPolicy(std::move(policy));
 }
+// [end snippet]
 
 }  // namespace
 
