@@ -2,9 +2,10 @@
 // built as a project of its own against the installed SDK
 // (find_package(ColdCompress)) and loaded into a running server, serves
 // Generate, keeps exactly the positions its rule implies, and has its
-// parameter validated; plugins
-// with a foreign ABI version, a missing symbol, a built-in's name or a bad
-// default are refused at start-up with the file and the problem named.
+// parameter validated; heavy_hitter written as a plugin with every hook
+// keeps the built-in's positions; plugins with a foreign ABI version, a
+// missing symbol, a built-in's name or a bad default are refused at
+// start-up with the file and the problem named.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -206,6 +207,87 @@ TEST(PluginTest, OutOfTreePluginServesTheRulesPositions) {
 // The tutorial plugin with its preset beside it: a server that loads the
 // plugin and has the preset in its presets folder serves the preset by name
 // (its statistics and kept positions: golden_test and policy_parity_test).
+// A policy that uses every hook (tests/plugins/mean_attention.cc: heavy_hitter
+// written as a plugin, head-specific, with attention, state and Clone)
+// keeps, in every layer and head, exactly the built-in heavy_hitter's
+// positions, generates its tokens and scores its continuations to the bit.
+TEST(PluginTest, PluginUsingEveryHookMatchesTheBuiltInItCopies) {
+  ServerConfig config;
+  config.policy_plugins = {std::string(COLDCOMPRESS_BAD_PLUGIN_DIR) +
+                           "/libcc_mean_attention_plugin.so"};
+  ServerHarness harness(FixtureDir("llama"), true, config);
+  std::vector<int32_t> ids = {1};
+  for (int i = 1; i < 24; ++i) ids.push_back(3 + (i * 37) % 500);
+  auto policy = [](v1::CachePolicy* cache, const std::string& strategy) {
+    cache->add_strategy(strategy);
+    cache->add_max_cache_length(16);
+    cache->set_global_tokens(2);
+    cache->set_recent_window(4);
+  };
+  std::map<std::string, std::vector<std::vector<std::vector<int32_t>>>> kept;
+  std::map<std::string, std::vector<int32_t>> tokens;
+  for (const std::string strategy :
+       {"heavy_hitter", "mean_attention", "recent_global"}) {
+    SCOPED_TRACE(strategy);
+    v1::GenerateRequest r = testing::IdsRequest(ids, 40);
+    r.set_session_id(strategy);
+    policy(r.mutable_cache(), strategy);
+    const ServerHarness::Stream s = harness.Generate(r);
+    ASSERT_TRUE(s.status.ok()) << s.status.error_message();
+    tokens[strategy] = s.tokens;
+    grpc::ClientContext ctx;
+    v1::GetSessionRequest get;
+    get.set_session_id(strategy);
+    get.set_include_positions(true);
+    v1::SessionInfo info;
+    ASSERT_TRUE(harness.stub().GetSession(&ctx, get, &info).ok());
+    for (const v1::LayerInfo& layer : info.layers()) {
+      kept[strategy].emplace_back();
+      for (const v1::HeadPositions& head : layer.heads()) {
+        kept[strategy].back().emplace_back(head.positions().begin(),
+                                           head.positions().end());
+      }
+    }
+  }
+  EXPECT_EQ(tokens["mean_attention"], tokens["heavy_hitter"]);
+  ASSERT_EQ(kept["mean_attention"].size(), kept["heavy_hitter"].size());
+  int heads_apart = 0;
+  for (size_t l = 0; l < kept["heavy_hitter"].size(); ++l) {
+    SCOPED_TRACE(l);
+    const auto& heads = kept["heavy_hitter"][l];
+    EXPECT_EQ(kept["mean_attention"][l], heads);
+    for (const auto& head : heads) heads_apart += head != heads[0] ? 1 : 0;
+  }
+  // The case is not trivial: the heads keep different positions, and not
+  // the sinks and recent tokens recent_global keeps.
+  EXPECT_GT(heads_apart, 0);
+  EXPECT_NE(kept["heavy_hitter"], kept["recent_global"]);
+
+  // Score forks the context's caches for each continuation (Clone).
+  std::map<std::string, std::vector<double>> logprobs;
+  for (const std::string strategy : {"heavy_hitter", "mean_attention"}) {
+    v1::ScoreRequest r;
+    for (int32_t id : ids) r.mutable_context_token_ids()->add_ids(id);
+    for (int c = 0; c < 2; ++c) {
+      auto* continuation = r.add_continuations()->mutable_token_ids();
+      for (int i = 0; i < 12; ++i)
+        continuation->add_ids(5 + (i * 53 + c) % 500);
+    }
+    policy(r.mutable_cache(), strategy);
+    grpc::ClientContext ctx;
+    v1::ScoreResponse out;
+    const grpc::Status s = harness.stub().Score(&ctx, r, &out);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    for (const auto& score : out.scores()) {
+      logprobs[strategy].insert(logprobs[strategy].end(),
+                                score.token_logprobs().begin(),
+                                score.token_logprobs().end());
+    }
+  }
+  ASSERT_EQ(logprobs["heavy_hitter"].size(), 24u);
+  EXPECT_EQ(logprobs["mean_attention"], logprobs["heavy_hitter"]);
+}
+
 TEST(PluginTest, TutorialPluginServesItsPreset) {
   const fs::path presets = fs::temp_directory_path() /
                            ("cc_plugin_presets_" + std::to_string(::getpid()));
