@@ -103,6 +103,12 @@ absl::StatusOr<int64_t> ResolveCacheLength(double x, int64_t smax,
   int64_t n;
   if (x <= 1) {
     n = RoundHalfEven(static_cast<double>(smax) * x);
+    if (n == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, " ", x, " of ", smax,
+          " tokens resolves to an empty cache; give a larger fraction or a "
+          "token count"));
+    }
   } else {
     if (x != std::floor(x)) {
       return absl::InvalidArgumentError(absl::StrCat(

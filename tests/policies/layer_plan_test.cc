@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "policies/registry.h"
 
 namespace coldcompress {
@@ -30,6 +31,24 @@ TEST(ResolveCacheLengthTest, RejectsBadValuesNamingTheField) {
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(r.status().message().find("max_cache_length"), std::string::npos);
   }
+}
+
+// A positive fraction too small for the sequence (found by fuzzing: a cache
+// of 0 tokens used to resolve) is refused; the smallest that rounds to one
+// token gets the 8 every size rounds up to.
+TEST(ResolveCacheLengthTest, FractionsThatRoundToNothingAreRefused) {
+  for (const auto& [x, smax] : std::vector<std::pair<double, int64_t>>{
+           {7.1175030496697264e-38, 16}, {0.01, 40}, {0.5, 1}}) {
+    absl::StatusOr<int64_t> r = ResolveCacheLength(x, smax, "max_cache_length");
+    ASSERT_FALSE(r.ok()) << x;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(r.status().message(),
+              absl::StrCat("max_cache_length ", x, " of ", smax,
+                           " tokens resolves to an empty cache; give a larger "
+                           "fraction or a token count"));
+  }
+  EXPECT_EQ(*ResolveCacheLength(0.02, 40, "f"), 8);  // round(0.8) = 1 -> 8
+  EXPECT_EQ(*ResolveCacheLength(0.5, 3, "f"), 3);    // round(1.5) = 2 -> 3
 }
 
 TEST(SpreadPatternTest, TileAndRepeat) {
