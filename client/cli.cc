@@ -93,12 +93,12 @@ absl::StatusOr<EvalSettings> ToSettings(const EvalFlags& f) {
   t.needle_depth_hi = f.needle_depth[1];
   t.data_dir = f.data_dir;
   for (const std::string& kv : f.task_data) {
-    const size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == kv.size()) {
+    const auto name_path = SplitNameValue(kv);
+    if (!name_path || name_path->second.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat("task_data: \"", kv, "\" is not NAME=PATH"));
     }
-    t.data_files[kv.substr(0, eq)] = kv.substr(eq + 1);
+    t.data_files[name_path->first] = name_path->second;
   }
   for (const std::string& dir : f.task_dirs) {
     std::error_code ec;

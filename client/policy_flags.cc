@@ -152,18 +152,26 @@ absl::StatusOr<v1::CachePolicy> ToCachePolicy(const PolicyFlags& f) {
   p.set_feed_long_prompts(f.feed_long_prompts);
   p.set_decode_first_token(f.decode_first_token);
   for (const std::string& param : f.params) {
-    const size_t eq = param.find('=');
-    if (eq == std::string::npos || eq == 0) {
+    const auto name_value = SplitNameValue(param);
+    if (!name_value) {
       return absl::InvalidArgumentError(
           absl::StrCat("param: \"", param, "\" is not NAME=VALUE"));
     }
-    const std::string name = param.substr(0, eq);
-    if (!p.mutable_params()->insert({name, param.substr(eq + 1)}).second) {
+    if (!p.mutable_params()
+             ->insert({name_value->first, name_value->second})
+             .second) {
       return absl::InvalidArgumentError(
-          absl::StrCat("param: ", name, " is given twice"));
+          absl::StrCat("param: ", name_value->first, " is given twice"));
     }
   }
   return p;
+}
+
+std::optional<std::pair<std::string, std::string>> SplitNameValue(
+    const std::string& text) {
+  const size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) return std::nullopt;
+  return std::make_pair(text.substr(0, eq), text.substr(eq + 1));
 }
 
 std::string PolicyLabel(const PolicyFlags& f) { return Base(f) + Overrides(f); }

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -59,6 +60,11 @@ std::string PolicyDirName(const PolicyFlags& flags);
 
 // A number as the shortest decimal that reads back equal ("0.5", "128").
 std::string FormatNumber(double x);
+
+// "NAME=VALUE" split at its first '=' (the value may hold more); nullopt
+// without '=' or with an empty name.
+std::optional<std::pair<std::string, std::string>> SplitNameValue(
+    const std::string& text);
 
 }  // namespace coldcompress::client
 
