@@ -146,6 +146,7 @@ def run_guide(source, build):
     commands = [(marker, body) for _, marker, language, body in blocks(section(readme))
                 if language == "bash"]
     scratch = tempfile.mkdtemp(prefix="cc_guide_")
+    server_log = os.path.join(scratch, "server.log")
     server = None
     try:
         for link, target in (("build", build), ("examples", os.path.join(source, "examples")),
@@ -164,9 +165,10 @@ def run_guide(source, build):
             print(f"$ {body.strip()}", flush=True)
             if background and background.group(1) == "background":
                 body = body.rstrip("\n") + f" --metrics_listen 127.0.0.1:{free_port()}\n"
-                log = open(os.path.join(scratch, "server.log"), "w")
-                server = subprocess.Popen(["bash", "-euo", "pipefail", "-c", "exec " + body.strip()],
-                                          cwd=scratch, env=env, stdout=log, stderr=subprocess.STDOUT)
+                with open(server_log, "w") as log:
+                    server = subprocess.Popen(["bash", "-euo", "pipefail", "-c", "exec " + body.strip()],
+                                              cwd=scratch, env=env, stdout=log,
+                                              stderr=subprocess.STDOUT)
                 continue
             if background:
                 fail(f"unknown guide marker {marker}")
@@ -174,8 +176,8 @@ def run_guide(source, build):
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             print(r.stdout[-3000:], flush=True)
             if r.returncode != 0:
-                if server is not None and os.path.exists(os.path.join(scratch, "server.log")):
-                    print(open(os.path.join(scratch, "server.log")).read()[-3000:])
+                if server is not None:
+                    print(open(server_log).read()[-3000:])
                 fail(f"exit {r.returncode}: {body.strip()}")
         written = os.path.join(scratch, "data", "cnn_dailymail.jsonl")
         if not os.path.exists(written):
