@@ -18,12 +18,12 @@ AnalysisLayer::AnalysisLayer(LayerPlan plan, KVCache full, KVCache shadow,
       compressor_(std::move(compressor)),
       shadow_grows_(shadow_grows) {}
 
-bool AnalysisLayer::PromptNeedsAttention(int64_t s) const {
-  return NeedsPromptAttention(*policy_, *compressor_, shadow_, s);
+PromptAttentionNeed AnalysisLayer::PromptAttentionNeeds(int64_t s) const {
+  return PromptAttentionNeedOf(*policy_, *compressor_, shadow_, s);
 }
 
 void AnalysisLayer::KeepPrompt(const at::Tensor& k, const at::Tensor& v,
-                               const at::Tensor& attention,
+                               const PromptAttention& attention,
                                const std::vector<int32_t>& tokens) {
   const int64_t s = k.size(1);
   // The full cache keeps the whole prompt in slots 0..S-1.

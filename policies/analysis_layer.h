@@ -21,9 +21,9 @@ class AnalysisLayer final : public CacheLayer {
                 std::shared_ptr<PromptCompressor> compressor,
                 bool shadow_grows);
 
-  bool PromptNeedsAttention(int64_t s) const override;
+  PromptAttentionNeed PromptAttentionNeeds(int64_t s) const override;
   void KeepPrompt(const at::Tensor& k, const at::Tensor& v,
-                  const at::Tensor& attention,
+                  const PromptAttention& attention,
                   const std::vector<int32_t>& tokens) override;
   at::Tensor Decode(const at::Tensor& q, const at::Tensor& k,
                     const at::Tensor& v, int64_t position,

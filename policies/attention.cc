@@ -1,7 +1,12 @@
 #include "policies/attention.h"
 
+#include <c10/util/Exception.h>
+
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "policies/cpu_kernels.h"
 
@@ -32,16 +37,13 @@ bool OneQueryKernels(const at::Tensor& q, const at::Tensor& k,
          q.is_contiguous() && heads_contiguous(k) && heads_contiguous(v);
 }
 
-// Attention of the queries [H, G, Sq, d] over keys [H, Sk, d]; returns the
-// output [H, G, Sq, d] and the full probabilities [H, G, Sq, Sk].
-std::pair<at::Tensor, at::Tensor> AttendGrouped(const at::Tensor& q,
-                                                const at::Tensor& k,
-                                                const at::Tensor& v,
-                                                const at::Tensor& mask) {
+// The probabilities [H, G, Sq, Sk] of the queries [H, G, Sq, d] over keys
+// [H, Sk, d], in the model dtype; `kernels`: OneQueryKernels.
+at::Tensor GroupedProbs(const at::Tensor& q, const at::Tensor& k,
+                        const at::Tensor& mask, bool kernels) {
   const int64_t h = q.size(0), g = q.size(1), sq = q.size(2), d = q.size(3);
   const int64_t sk = k.size(1);
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  const bool kernels = OneQueryKernels(q, k, v);
   // scores: [H, G*Sq, Sk]
   at::Tensor scores;
   if (kernels) {
@@ -56,7 +58,19 @@ std::pair<at::Tensor, at::Tensor> AttendGrouped(const at::Tensor& q,
     scores.masked_fill_(mask.logical_not().unsqueeze(1),
                         -std::numeric_limits<float>::infinity());
   }
-  at::Tensor probs = at::softmax(scores, -1).to(q.scalar_type());
+  return at::softmax(scores, -1).to(q.scalar_type());
+}
+
+// Attention of the queries [H, G, Sq, d] over keys [H, Sk, d]; returns the
+// output [H, G, Sq, d] and the full probabilities [H, G, Sq, Sk].
+std::pair<at::Tensor, at::Tensor> AttendGrouped(const at::Tensor& q,
+                                                const at::Tensor& k,
+                                                const at::Tensor& v,
+                                                const at::Tensor& mask) {
+  const int64_t h = q.size(0), g = q.size(1), sq = q.size(2), d = q.size(3);
+  const int64_t sk = k.size(1);
+  const bool kernels = OneQueryKernels(q, k, v);
+  at::Tensor probs = GroupedProbs(q, k, mask, kernels);
   at::Tensor out;
   if (kernels) {
     out = FewRowsHeadValues(probs.view({h, g, sk}), v).view({h, g, sq, d});
@@ -64,6 +78,20 @@ std::pair<at::Tensor, at::Tensor> AttendGrouped(const at::Tensor& q,
     out = at::bmm(probs.view({h, g * sq, sk}), v).view({h, g, sq, d});
   }
   return {out, probs};
+}
+
+// [n, sk] bool: prompt query row i (position first + i) sees keys
+// 0..first + i.
+at::Tensor PromptMask(int64_t first, int64_t n, int64_t sk, at::Device device) {
+  const auto longs = at::TensorOptions().dtype(at::kLong).device(device);
+  return at::arange(sk, longs).unsqueeze(0) <=
+         at::arange(first, first + n, longs).unsqueeze(1);
+}
+
+// Query rows of a block whose probabilities are computed at once.
+int64_t ProbRowsPerBlock(int64_t query_heads, int64_t keys) {
+  return std::max<int64_t>(
+      1, kPromptScoreBudget / std::max<int64_t>(1, query_heads * keys));
 }
 
 // The output [H, G, Sq, d] alone: the fused kernel on a GPU when this
@@ -121,6 +149,49 @@ AttentionResult Attend(const at::Tensor& q, const at::Tensor& k,
   }
   result.output = at::cat(outs, 2).reshape({hq, sq, d});
   return result;
+}
+
+at::Tensor AttendPrompt(const at::Tensor& q, const at::Tensor& k,
+                        const at::Tensor& v, int64_t first,
+                        PromptAttentionBuilder* stats) {
+  const int64_t n = q.size(1), sk = k.size(1);
+  TORCH_CHECK(sk == first + n, "AttendPrompt: ", sk, " keys for rows ", first,
+              "..", first + n - 1);
+  if (stats == nullptr) {
+    return Attend(q, k, v, PromptMask(first, n, sk, q.device()), false).output;
+  }
+  // A block of rows attends to the keys up to its last row: the later ones
+  // are masked for all of its rows.
+  const int64_t block = ProbRowsPerBlock(q.size(0), sk);
+  std::vector<at::Tensor> outs;
+  for (int64_t start = 0; start < n; start += block) {
+    const int64_t m = std::min(block, n - start);
+    const int64_t keys = first + start + m;
+    AttentionResult r = Attend(
+        q.narrow(1, start, m), k.narrow(1, 0, keys), v.narrow(1, 0, keys),
+        PromptMask(first + start, m, keys, q.device()), true);
+    stats->Add(first + start, r.probs);
+    outs.push_back(std::move(r.output));
+  }
+  return outs.size() == 1 ? outs[0] : at::cat(outs, 1);
+}
+
+PromptAttention::RowSource PromptRows(at::Tensor q, at::Tensor k) {
+  return [q = std::move(q),
+          k = std::move(k)](const PromptAttention::RowVisitor& visit) {
+    const int64_t hq = q.size(0), s = q.size(1), d = q.size(2);
+    const int64_t h = k.size(0);
+    const int64_t block = ProbRowsPerBlock(hq, s);
+    for (int64_t start = 0; start < s; start += block) {
+      const int64_t m = std::min(block, s - start);
+      const int64_t keys = start + m;
+      const at::Tensor mask =
+          PromptMask(start, m, keys, q.device()).unsqueeze(0);
+      const at::Tensor rows = q.narrow(1, start, m).view({h, hq / h, m, d});
+      visit(start,
+            GroupedProbs(rows, k.narrow(1, 0, keys), mask, false).mean(1));
+    }
+  };
 }
 
 at::ScalarType AccumulationDtype(at::ScalarType dtype) {

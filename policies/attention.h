@@ -5,6 +5,8 @@
 
 #include <ATen/ATen.h>
 
+#include "policies/prompt_attention.h"
+
 namespace coldcompress {
 
 struct AttentionResult {
@@ -24,6 +26,23 @@ AttentionResult Attend(const at::Tensor& q, const at::Tensor& k,
 // float32 for 16-bit model dtypes, else the dtype itself (float32, float64):
 // where scores, softmaxes and policy statistics are computed.
 at::ScalarType AccumulationDtype(at::ScalarType dtype);
+
+// Causal attention of a prompt's query rows first..first + n - 1
+// (q: [Hq, n, d]) over its keys and values 0..Sk-1 (k, v: [H, Sk, d],
+// Sk = first + n). Returns the output [Hq, n, d]. With `stats`, the rows'
+// GQA-averaged probabilities go to stats->Add, computed a block of rows at a
+// time so that no more than about kPromptScoreBudget scores exist at once.
+at::Tensor AttendPrompt(const at::Tensor& q, const at::Tensor& k,
+                        const at::Tensor& v, int64_t first,
+                        PromptAttentionBuilder* stats);
+
+// A row source over a whole prompt's attention (q: [Hq, S, d], k: [H, S, d]):
+// recomputes the GQA-averaged probabilities a block of rows at a time.
+PromptAttention::RowSource PromptRows(at::Tensor q, at::Tensor k);
+
+// Scores (query rows x keys x query heads) computed at once when a prompt's
+// attention probabilities are wanted: 16M floats, 64 MB.
+inline constexpr int64_t kPromptScoreBudget = int64_t{1} << 24;
 
 // [S, S] bool lower-triangular mask (query i sees keys 0..i).
 at::Tensor CausalMask(int64_t s, at::Device device);

@@ -19,6 +19,9 @@ CompressorInfo L2CompressorInfo();
 PolicyInfo HeavyHitterPolicyInfo();  // heavy_hitter.cc
 CompressorInfo SnapKVCompressorInfo();
 PolicyInfo HybridPolicyInfo();  // hybrid.cc
+// min_recovery_frac and every hybrid_strategies entry, checked in any
+// request (whatever its strategies): INVALID_ARGUMENT naming the field.
+absl::Status CheckHybridFields(const PolicySpec& spec);  // hybrid.cc
 
 // Parameter descriptions shared by several policies.
 ParamInfo GlobalTokensParam();

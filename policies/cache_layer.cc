@@ -1,5 +1,7 @@
 #include "policies/cache_layer.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "policies/analysis_layer.h"
 #include "policies/attention.h"
@@ -75,11 +77,20 @@ at::Tensor CacheLayer::Prefill(const at::Tensor& q, const at::Tensor& k,
                                const at::Tensor& v,
                                const std::vector<int32_t>& tokens) {
   const int64_t s = k.size(1);
+  const PromptAttentionNeed need = PromptAttentionNeeds(s);
   // 1.2 step 2: the prompt attends to itself; the cache is not read.
-  AttentionResult attn =
-      Attend(q, k, v, CausalMask(s, q.device()), PromptNeedsAttention(s));
-  KeepPrompt(k, v, attn.probs, tokens);
-  return attn.output;
+  std::optional<PromptAttentionBuilder> stats;
+  if (need != PromptAttentionNeed::kNone)
+    stats.emplace(k.size(0), s, k.device());
+  at::Tensor out = AttendPrompt(q, k, v, 0, stats ? &*stats : nullptr);
+  PromptAttention attention;
+  if (stats) {
+    attention = stats->Finish(need == PromptAttentionNeed::kRows
+                                  ? PromptRows(q, k)
+                                  : PromptAttention::RowSource());
+  }
+  KeepPrompt(k, v, attention, tokens);
+  return out;
 }
 
 namespace {
@@ -116,7 +127,7 @@ PromptSelection SelectPrompt(Policy& policy, PromptCompressor& compressor,
 
 void FillFromPrompt(KVCache& cache, Policy& policy,
                     const PromptSelection& selection, const at::Tensor& k,
-                    const at::Tensor& v, const at::Tensor& attention,
+                    const at::Tensor& v, const PromptAttention* attention,
                     const std::vector<int32_t>& tokens) {
   // Gather the kept tokens (padding reads position 0 and is marked empty).
   const at::Tensor& kept = selection.kept;  // [H, n]
@@ -139,24 +150,30 @@ void FillFromPrompt(KVCache& cache, Policy& policy,
 
 void KeepPromptIn(KVCache& cache, Policy& policy, PromptCompressor& compressor,
                   const at::Tensor& k, const at::Tensor& v,
-                  const at::Tensor& attention,
+                  const PromptAttention& attention,
                   const std::vector<int32_t>& tokens) {
+  const PromptAttention* given = attention.defined() ? &attention : nullptr;
   PromptObservation observation;
   observation.prompt_length = k.size(1);
   observation.capacity = cache.capacity();
   observation.keys = k;
-  observation.attention = attention;
+  observation.attention = given;
   observation.tokens = &tokens;
   const PromptSelection selection =
       SelectPrompt(policy, compressor, observation, cache.num_heads());
-  FillFromPrompt(cache, policy, selection, k, v, attention, tokens);
+  FillFromPrompt(cache, policy, selection, k, v, given, tokens);
 }
 
-bool NeedsPromptAttention(const Policy& policy,
-                          const PromptCompressor& compressor,
-                          const KVCache& cache, int64_t s) {
-  return policy.needs_attention() ||
-         (s > cache.capacity() && compressor.needs_attention());
+PromptAttentionNeed PromptAttentionNeedOf(const Policy& policy,
+                                          const PromptCompressor& compressor,
+                                          const KVCache& cache, int64_t s) {
+  const bool compressed = s > cache.capacity();
+  // Only a prompt that fits the cache is selected by the policy.
+  if (policy.needs_prompt_rows() && !compressed)
+    return PromptAttentionNeed::kRows;
+  if (policy.needs_attention() || (compressed && compressor.needs_attention()))
+    return PromptAttentionNeed::kReductions;
+  return PromptAttentionNeed::kNone;
 }
 
 double CompressionRatioOf(const KVCache& cache, int64_t tokens_seen) {

@@ -51,16 +51,16 @@ class CacheLayer {
   at::Tensor Prefill(const at::Tensor& q, const at::Tensor& k,
                      const at::Tensor& v, const std::vector<int32_t>& tokens);
 
-  // True when keeping an S-token prompt needs its attention probabilities
-  // (the policy's or, for a prompt longer than the cache, the compressor's
-  // decisions read them).
-  virtual bool PromptNeedsAttention(int64_t s) const = 0;
+  // What keeping an S-token prompt needs of its attention (the policy's
+  // or, for a prompt longer than the cache, the compressor's decisions read
+  // it).
+  virtual PromptAttentionNeed PromptAttentionNeeds(int64_t s) const = 0;
   // policies.md 1.2 steps 3-5 for a prompt whose attention ran elsewhere (a
   // prefill in chunks): keeps what the policy selects of k, v [H, S, d].
-  // attention: the GQA-averaged probabilities [H, S, S] when
-  // PromptNeedsAttention(S), else undefined.
+  // attention: the prompt's attention as PromptAttentionNeeds(S) asks
+  // (undefined for kNone; with rows for kRows).
   virtual void KeepPrompt(const at::Tensor& k, const at::Tensor& v,
-                          const at::Tensor& attention,
+                          const PromptAttention& attention,
                           const std::vector<int32_t>& tokens) = 0;
 
   // One decode step of `token` at `position` (policies.md 1.3).
@@ -122,15 +122,15 @@ std::vector<std::unique_ptr<CacheLayer>> CloneLayers(
 // policies.md 1.2 steps 3-5 for a cache: it keeps the compressor's choice of
 // the prompt when S > L, else the policy's selection (hybrid), else
 // everything; the policy is told what was kept. k, v: [H, S, d];
-// attention: [H, S, S] or undefined (see NeedsPromptAttention).
+// attention: as PromptAttentionNeedOf asks.
 void KeepPromptIn(KVCache& cache, Policy& policy, PromptCompressor& compressor,
                   const at::Tensor& k, const at::Tensor& v,
-                  const at::Tensor& attention,
+                  const PromptAttention& attention,
                   const std::vector<int32_t>& tokens);
-// True when KeepPromptIn of an S-token prompt reads its attention.
-bool NeedsPromptAttention(const Policy& policy,
-                          const PromptCompressor& compressor,
-                          const KVCache& cache, int64_t s);
+// What KeepPromptIn of an S-token prompt reads of its attention.
+PromptAttentionNeed PromptAttentionNeedOf(const Policy& policy,
+                                          const PromptCompressor& compressor,
+                                          const KVCache& cache, int64_t s);
 
 // Mean over heads of (n - occupancy) / n with n = tokens_seen - 1; a
 // quantized cache's kept tokens count bits / 16 each.

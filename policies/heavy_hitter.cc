@@ -38,25 +38,23 @@ class HeavyHitterPolicy final : public Policy {
     if (o.history.defined()) {
       a = o.history.to(at::kDouble);
     } else {
-      const at::Tensor mean = MeanReceivedAttention(o.attention);  // [H, S]
+      const at::Tensor mean = o.attention->MeanReceived();  // [H, S]
       a = mean.gather(1, o.kept.clamp_min(0)).masked_fill(o.kept < 0, 0);
     }
     Update(PadTo(a, num_.size(1)), *o.cache);
   }
 
+  // An empty slot if every head has one, else the lowest score's; either
+  // way the slot starts a new history (as the reference's does: a token
+  // written into an empty slot is not charged the steps before it).
   std::vector<int64_t> ChooseSlots(const KVCache& cache, int64_t position,
                                    int32_t) override {
     std::vector<int64_t> slots = EmptySlots(cache);
-    if (!slots.empty()) return slots;
-    if (OnHost()) return EvictOnHost(cache, position);
-    slots = EvictLowest(Scores(), cache, position, protection_);
-    // The overwritten slots start new histories: rows h * L + slot.
-    std::vector<int64_t> rows(slots.size());
-    for (size_t h = 0; h < slots.size(); ++h)
-      rows[h] = static_cast<int64_t>(h) * num_.size(1) + slots[h];
-    const at::Tensor index = at::tensor(rows, at::kLong).to(num_.device());
-    num_.view({-1, window_}).index_fill_(0, index, 0);
-    denom_.view({-1}).index_fill_(0, index, 0);
+    if (slots.empty()) {
+      slots = OnHost() ? EvictOnHost(cache, position)
+                       : EvictLowest(Scores(), cache, position, protection_);
+    }
+    ResetHistories(slots);
     return slots;
   }
 
@@ -105,13 +103,13 @@ class HeavyHitterPolicy final : public Policy {
     return num_.device().is_cpu() && window_ == 1 && !threshold_;
   }
 
-  // ChooseSlots on the host: Scores() (num / max(denom, 1)), EvictLowest,
-  // then the chosen slots' histories reset.
+  // ChooseSlots' eviction on the host: Scores() (num / max(denom, 1)),
+  // then EvictLowest.
   std::vector<int64_t> EvictOnHost(const KVCache& cache, int64_t position) {
     const int64_t heads = num_.size(0), length = num_.size(1);
     const int64_t n = cache.ActiveSlots();
-    double* num = num_.data_ptr<double>();
-    int64_t* denom = denom_.data_ptr<int64_t>();
+    const double* num = num_.data_ptr<double>();
+    const int64_t* denom = denom_.data_ptr<int64_t>();
     std::vector<double> score(heads * n);
     for (int64_t h = 0; h < heads; ++h) {
       for (int64_t j = 0; j < n; ++j) {
@@ -120,13 +118,27 @@ class HeavyHitterPolicy final : public Policy {
             num[e] / static_cast<double>(std::max<int64_t>(denom[e], 1));
       }
     }
-    std::vector<int64_t> slots =
-        EvictLowest(score.data(), heads, n, cache, position, protection_);
-    for (int64_t h = 0; h < heads; ++h) {
-      num[h * length + slots[h]] = 0;
-      denom[h * length + slots[h]] = 0;
+    return EvictLowest(score.data(), heads, n, cache, position, protection_);
+  }
+
+  // The chosen slots (one per head) start new histories: rows h * L + slot.
+  void ResetHistories(const std::vector<int64_t>& slots) {
+    const int64_t length = num_.size(1);
+    if (OnHost()) {
+      double* num = num_.data_ptr<double>();
+      int64_t* denom = denom_.data_ptr<int64_t>();
+      for (size_t h = 0; h < slots.size(); ++h) {
+        num[static_cast<int64_t>(h) * length + slots[h]] = 0;
+        denom[static_cast<int64_t>(h) * length + slots[h]] = 0;
+      }
+      return;
     }
-    return slots;
+    std::vector<int64_t> rows(slots.size());
+    for (size_t h = 0; h < slots.size(); ++h)
+      rows[h] = static_cast<int64_t>(h) * length + slots[h];
+    const at::Tensor index = at::tensor(rows, at::kLong).to(num_.device());
+    num_.view({-1, window_}).index_fill_(0, index, 0);
+    denom_.view({-1}).index_fill_(0, index, 0);
   }
 
   // Update on the host: a [H, <= L] float64, contiguous.
@@ -188,19 +200,18 @@ class SnapKVCompressor final : public PromptCompressor {
 
   CompressedPrompt Compress(const PromptObservation& o) override {
     const int64_t s = o.prompt_length;
-    const int64_t obs = std::min<int64_t>(16, s);
+    const int64_t obs = std::min<int64_t>(kPromptLastRows, s);
     // v: [H, S] mean over the last obs query rows, then pooled over keys.
-    at::Tensor v = o.attention.narrow(1, s - obs, obs)
-                       .to(AccumulationDtype(o.attention.scalar_type()))
-                       .mean(1);
+    const at::Tensor& last = o.attention->last_rows();  // [H, obs, S]
+    at::Tensor v = last.to(AccumulationDtype(last.scalar_type())).mean(1);
     v = at::avg_pool1d(v.unsqueeze(1), {5}, {1}, {2}, /*ceil_mode=*/false,
                        /*count_include_pad=*/false)
             .squeeze(1);
     v.narrow(1, s - obs, obs).fill_(1.0);
     v.narrow(1, 0, std::min(g_, s)).fill_(1.0);
     CompressedPrompt out;
-    out.kept = KeepTop(v, o.capacity).to(o.attention.device());
-    out.history = MeanReceivedAttention(o.attention).gather(1, out.kept);
+    out.kept = KeepTop(v, o.capacity).to(last.device());
+    out.history = o.attention->MeanReceived().gather(1, out.kept);
     return out;
   }
 

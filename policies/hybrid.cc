@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -58,6 +59,20 @@ absl::StatusOr<Strategy> ParseStrategy(const HybridStrategySpec& spec,
     return absl::InvalidArgumentError(
         absl::StrCat(field, ".strategy is empty"));
   }
+  const auto fraction = [&](const std::optional<double>& value,
+                            const char* name) -> absl::Status {
+    if (!value || (*value > 0 && *value <= 1)) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".", name, " must be a fraction in (0, 1], got ", *value));
+  };
+  if (absl::Status st = fraction(spec.recent_window, "recent_window");
+      !st.ok()) {
+    return st;
+  }
+  if (absl::Status st = fraction(spec.heavy_hitter_frac, "heavy_hitter_frac");
+      !st.ok()) {
+    return st;
+  }
   if (s.window) {
     if (!spec.recent_window ||
         !(*spec.recent_window > 0 && *spec.recent_window <= 1)) {
@@ -87,10 +102,7 @@ absl::StatusOr<std::vector<Strategy>> ParseStrategies(const PolicySpec& spec) {
         "list should end "
         "with full)");
   }
-  if (!(spec.min_recovery_frac >= 0 && spec.min_recovery_frac <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "min_recovery_frac must be in [0, 1], got ", spec.min_recovery_frac));
-  }
+  if (absl::Status st = CheckHybridFields(spec); !st.ok()) return st;
   std::vector<Strategy> out;
   for (size_t i = 0; i < spec.hybrid_strategies.size(); ++i) {
     absl::StatusOr<Strategy> s = ParseStrategy(spec.hybrid_strategies[i], i);
@@ -99,6 +111,25 @@ absl::StatusOr<std::vector<Strategy>> ParseStrategies(const PolicySpec& spec) {
   }
   return out;
 }
+
+}  // namespace
+
+absl::Status CheckHybridFields(const PolicySpec& spec) {
+  if (!(spec.min_recovery_frac >= 0 && spec.min_recovery_frac <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "min_recovery_frac must be in [0, 1], got ", spec.min_recovery_frac));
+  }
+  for (size_t i = 0; i < spec.hybrid_strategies.size(); ++i) {
+    if (absl::StatusOr<Strategy> s =
+            ParseStrategy(spec.hybrid_strategies[i], i);
+        !s.ok()) {
+      return s.status();
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
 
 int64_t RoundHalfEven(double x) {
   return static_cast<int64_t>(std::nearbyint(x));
@@ -127,22 +158,25 @@ class HybridPolicy final : public Policy {
 
   bool head_specific() const override { return true; }
   bool needs_attention() const override { return true; }
+  bool needs_prompt_rows() const override { return true; }
 
   // Profiling (policies.md 3.7): choose each head's strategy on the prompt's
   // attention with budget base T = S, keep its last-row set with T = L.
   at::Tensor SelectPrompt(const PromptObservation& o) override {
-    const at::Tensor a = o.attention.to(at::kDouble);  // [H, S, S]
-    const int64_t h = a.size(0), s = a.size(1);
+    const int64_t s = o.prompt_length;
     prompt_special_ = tokens_->SpecialMask(*o.tokens);
     prompt_punc_.assign(s, false);
     for (int64_t j = 0; j < s; ++j)
       prompt_punc_[j] = tokens_->IsPunctuation((*o.tokens)[j]);
-    const at::Tensor cum = MeanReceivedAttention(o.attention);  // [H, S]
+    const at::Tensor cum = o.attention->MeanReceived();  // [H, S]
+    const int64_t h = cum.size(0);
+    const std::vector<std::vector<double>> recovery =
+        Recoveries(*o.attention, cum, s);
     for (int64_t head = 0; head < h; ++head) {
       chosen_[head] = static_cast<int>(strategies_.size()) -
                       1;  // Fix: fall back to the last
       for (size_t k = 0; k < strategies_.size(); ++k) {
-        if (Recovery(a[head], cum[head], strategies_[k], s) >= min_recovery_) {
+        if (recovery[head][k] >= min_recovery_) {
           chosen_[head] = static_cast<int>(k);
           break;
         }
@@ -166,7 +200,7 @@ class HybridPolicy final : public Policy {
       for (size_t k = 0; k < kept[head].size(); ++k)
         out[head][k] = kept[head][k];
     }
-    return out.to(o.attention.device());
+    return out.to(o.attention->received().device());
   }
 
   void OnPrefill(const PrefillObservation& o) override {
@@ -181,7 +215,7 @@ class HybridPolicy final : public Policy {
       }
     }
     if (uses_history_) {
-      const at::Tensor mean = MeanReceivedAttention(o.attention);
+      const at::Tensor mean = o.attention->MeanReceived();
       const at::Tensor a =
           mean.gather(1, o.kept.clamp_min(0)).masked_fill(o.kept < 0, 0);
       num_.select(2, 0).copy_(PadTo(a, capacity_).to(num_.scalar_type()));
@@ -317,26 +351,73 @@ class HybridPolicy final : public Policy {
         1, static_cast<int64_t>(s.frac_w * static_cast<double>(t)));
   }
 
-  // R[s, h] = mean_i sum_j A[i, j] * M_s[i, j] with T = S.
-  double Recovery(const at::Tensor& a, const at::Tensor& cum, const Strategy& s,
-                  int64_t len) const {
-    if (s.full) return 1.0;
-    const int64_t w = s.window ? WindowWidth(s, len) : 0;
-    const at::Tensor col =
-        ColumnMask(cum, s, len, len, w).to(a.device()).to(at::kDouble);
-    at::Tensor per_row = at::matmul(a, col);  // [S]
-    if (s.window) {
-      // Band i - w < j <= i outside the column set, by prefix sums over j.
-      const at::Tensor prefix = (a * (1 - col)).cumsum(1);  // [S, S]
-      const at::Tensor rows = at::arange(
-          len, at::TensorOptions().dtype(at::kLong).device(a.device()));
-      const at::Tensor upto = prefix.gather(1, rows.unsqueeze(1)).squeeze(1);
-      const at::Tensor before_idx = (rows - w).clamp_min(0);
-      at::Tensor before = prefix.gather(1, before_idx.unsqueeze(1)).squeeze(1);
-      before = before.masked_fill(rows - w < 0, 0);
-      per_row = per_row + (upto - before);
+  // R[h][k] = mean_i sum_j A[i, j] * M_k[i, j] with T = S for every head h
+  // and strategy k, in one visit of the prompt's attention rows: M_k is
+  // strategy k's column set (which needs only the received sums) and, with
+  // a window of width w, the band i - w < j <= i.
+  std::vector<std::vector<double>> Recoveries(const PromptAttention& attention,
+                                              const at::Tensor& cum,
+                                              int64_t len) const {
+    const int64_t heads = cum.size(0);
+    const size_t n = strategies_.size();
+    std::vector<int64_t> widths(n, 0);
+    std::vector<std::vector<at::Tensor>> cols(heads,
+                                              std::vector<at::Tensor>(n));
+    for (size_t k = 0; k < n; ++k) {
+      const Strategy& s = strategies_[k];
+      if (s.full) continue;
+      if (s.window) widths[k] = WindowWidth(s, len);
+      for (int64_t head = 0; head < heads; ++head) {
+        cols[head][k] = ColumnMask(cum[head], s, len, len, widths[k])
+                            .to(cum.device())
+                            .to(at::kDouble);
+      }
     }
-    return per_row.mean().item<double>();
+    std::vector<std::vector<double>> sums(heads, std::vector<double>(n, 0.0));
+    attention.ForEachRows([&](int64_t first, const at::Tensor& rows) {
+      const at::Tensor a = rows.to(at::kDouble);  // [H, m, Sk]
+      for (int64_t head = 0; head < heads; ++head) {
+        for (size_t k = 0; k < n; ++k) {
+          if (strategies_[k].full) continue;
+          const at::Tensor col = cols[head][k].narrow(0, 0, a.size(2));
+          at::Tensor per_row = at::matmul(a[head], col);  // [m]
+          if (widths[k] > 0)
+            per_row = per_row + Band(a[head], col, first, widths[k]);
+          sums[head][k] += per_row.sum().item<double>();
+        }
+      }
+    });
+    std::vector<std::vector<double>> out(heads, std::vector<double>(n, 1.0));
+    for (int64_t head = 0; head < heads; ++head) {
+      for (size_t k = 0; k < n; ++k) {
+        if (!strategies_[k].full)
+          out[head][k] = sums[head][k] / static_cast<double>(len);
+      }
+    }
+    return out;
+  }
+
+  // [m]: for rows i = first..first + m - 1 of a [m, Sk], the attention in
+  // the band i - w < j <= i outside the column set, by prefix sums over the
+  // columns the rows' bands span.
+  static at::Tensor Band(const at::Tensor& a, const at::Tensor& col,
+                         int64_t first, int64_t w) {
+    const int64_t m = a.size(0), sk = a.size(1);
+    const int64_t lo = std::max<int64_t>(0, first - w + 1);
+    const at::Tensor prefix =
+        (a.narrow(1, lo, sk - lo) * (1 - col.narrow(0, lo, sk - lo)))
+            .cumsum(1);  // column lo + c
+    const at::Tensor rows =
+        at::arange(first, first + m,
+                   at::TensorOptions().dtype(at::kLong).device(a.device()));
+    const at::Tensor upto =
+        prefix.gather(1, (rows - lo).unsqueeze(1)).squeeze(1);
+    const at::Tensor before_idx = rows - w - lo;
+    const at::Tensor before =
+        prefix.gather(1, before_idx.clamp_min(0).unsqueeze(1))
+            .squeeze(1)
+            .masked_fill(before_idx < 0, 0);
+    return upto - before;
   }
 
   // The last query row's selection with budget base T = L.

@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "policies/builtins.h"
 #include "policies/registry.h"
 
 namespace coldcompress {
@@ -231,6 +232,7 @@ absl::StatusOr<CachePlan> ResolveCachePlan(const PolicySpec& spec,
         absl::StrCat("history_window_size must be >= 1 (1 = unbounded), got ",
                      spec.history_window_size));
   }
+  if (absl::Status st = CheckHybridFields(spec); !st.ok()) return st;
   if (spec.cache_bits && *spec.cache_bits != 2 && *spec.cache_bits != 4 &&
       *spec.cache_bits != 8) {
     return absl::InvalidArgumentError(

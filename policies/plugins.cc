@@ -53,6 +53,15 @@ plugin::Layer PluginLayer(const PolicyContext& c,
   return layer;
 }
 
+plugin::PromptAttention ForPlugin(const PromptAttention* attention) {
+  plugin::PromptAttention out;
+  if (attention != nullptr) {
+    out.received = attention->received();
+    out.last_rows = attention->last_rows();
+  }
+  return out;
+}
+
 // A plugin's importance-rating policy behind the server's Policy: empty
 // slots first, then the least important unprotected slot (policies.md 1.4).
 class PluginPolicy final : public Policy {
@@ -72,7 +81,7 @@ class PluginPolicy final : public Policy {
     prefill.prompt_length = o.prompt_length;
     prefill.kept = o.kept;
     prefill.kept_keys = o.kept_keys;
-    prefill.attention = o.attention;
+    prefill.attention = ForPlugin(o.attention);
     rater_->OnPrefill(prefill);
   }
 
@@ -137,7 +146,7 @@ class PluginCompressor final : public PromptCompressor {
     prompt.prompt_length = o.prompt_length;
     prompt.capacity = o.capacity;
     prompt.keys = o.keys;
-    prompt.attention = o.attention;
+    prompt.attention = ForPlugin(o.attention);
     if (o.tokens != nullptr) prompt.tokens = *o.tokens;
     const at::Tensor importance = rater_->Importance(prompt);
     const int64_t rows = head_specific_ ? o.keys.size(0) : 1;

@@ -14,6 +14,7 @@
 #include "policies/kv_cache.h"
 #include "policies/layer_plan.h"
 #include "policies/policy_spec.h"
+#include "policies/prompt_attention.h"
 
 namespace coldcompress {
 
@@ -52,9 +53,9 @@ struct PolicyContext {
 struct PrefillObservation {
   const KVCache* cache = nullptr;
   int64_t prompt_length = 0;  // S
-  // [H, S, S] GQA-averaged causal attention of the prompt, or undefined when
-  // the policy does not need attention.
-  at::Tensor attention;
+  // The prompt's attention (its reductions), or null when the policy does
+  // not need attention.
+  const PromptAttention* attention = nullptr;
   // [H, n] prompt positions held in slots 0..n-1 (padding -1).
   at::Tensor kept;
   // [H, n, d] their keys after RoPE, exact (before any quantization).
@@ -70,7 +71,8 @@ struct PromptObservation {
   int64_t prompt_length = 0;  // S
   int64_t capacity = 0;       // L
   at::Tensor keys;            // [H, S, d] after RoPE
-  at::Tensor attention;       // [H, S, S] GQA-averaged, or undefined
+  // The prompt's attention (its reductions), or null when not needed.
+  const PromptAttention* attention = nullptr;
   const std::vector<int32_t>* tokens = nullptr;  // the S prompt token ids
 };
 
@@ -99,6 +101,10 @@ class Policy {
   virtual bool head_specific() const = 0;
   // True when UpdateState/OnPrefill need attention probabilities.
   virtual bool needs_attention() const = 0;
+  // True when SelectPrompt visits every row of the prompt's attention
+  // (PromptAttention::ForEachRows), not only its reductions: a prefill in
+  // chunks then keeps the prompt's queries.
+  virtual bool needs_prompt_rows() const { return false; }
   // True when tokens may be appended in bulk (a follow-up turn's prompt)
   // without per-token decisions or state updates.
   virtual bool SupportsBulkAppend() const { return false; }

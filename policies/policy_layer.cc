@@ -17,12 +17,12 @@ PolicyLayer::PolicyLayer(LayerPlan plan, KVCache cache,
       compressor_(std::move(compressor)),
       grows_(grows) {}
 
-bool PolicyLayer::PromptNeedsAttention(int64_t s) const {
-  return NeedsPromptAttention(*policy_, *compressor_, cache_, s);
+PromptAttentionNeed PolicyLayer::PromptAttentionNeeds(int64_t s) const {
+  return PromptAttentionNeedOf(*policy_, *compressor_, cache_, s);
 }
 
 void PolicyLayer::KeepPrompt(const at::Tensor& k, const at::Tensor& v,
-                             const at::Tensor& attention,
+                             const PromptAttention& attention,
                              const std::vector<int32_t>& tokens) {
   KeepPromptIn(cache_, *policy_, *compressor_, k, v, attention, tokens);
 }

@@ -16,9 +16,9 @@ class PolicyLayer final : public CacheLayer {
   PolicyLayer(LayerPlan plan, KVCache cache, std::unique_ptr<Policy> policy,
               std::shared_ptr<PromptCompressor> compressor, bool grows);
 
-  bool PromptNeedsAttention(int64_t s) const override;
+  PromptAttentionNeed PromptAttentionNeeds(int64_t s) const override;
   void KeepPrompt(const at::Tensor& k, const at::Tensor& v,
-                  const at::Tensor& attention,
+                  const PromptAttention& attention,
                   const std::vector<int32_t>& tokens) override;
   at::Tensor Decode(const at::Tensor& q, const at::Tensor& k,
                     const at::Tensor& v, int64_t position,

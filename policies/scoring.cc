@@ -121,14 +121,6 @@ at::Tensor ProtectPrompt(at::Tensor base, int64_t global_tokens,
   return p;
 }
 
-at::Tensor MeanReceivedAttention(const at::Tensor& attention) {
-  const int64_t s = attention.size(-1);
-  const at::Tensor seen_by = at::arange(
-      s, 0, -1,
-      at::TensorOptions().dtype(at::kDouble).device(attention.device()));
-  return attention.to(at::kDouble).sum(1) / seen_by;  // [H, S]
-}
-
 std::mt19937_64 LayerRng(uint64_t seed, int64_t layer_index, uint64_t stream) {
   std::seed_seq seq{
       static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),

@@ -50,10 +50,6 @@ at::Tensor KeepTop(const at::Tensor& priority, int64_t keep);
 at::Tensor ProtectPrompt(at::Tensor base, int64_t global_tokens,
                          int64_t recent_window);
 
-// colsum(attention)[j] / (S - j): the mean attention key j receives from the
-// queries that can see it (policies.md 3.5 step 1). attention: [H, S, S].
-at::Tensor MeanReceivedAttention(const at::Tensor& attention);
-
 // A generator for a request's seed and a layer (random policy/compressor).
 std::mt19937_64 LayerRng(uint64_t seed, int64_t layer_index, uint64_t stream);
 

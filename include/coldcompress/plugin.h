@@ -32,7 +32,7 @@
 #include <vector>
 
 // Raised whenever a type below changes layout or meaning.
-#define COLDCOMPRESS_PLUGIN_ABI_VERSION 1
+#define COLDCOMPRESS_PLUGIN_ABI_VERSION 2
 
 namespace coldcompress::plugin {
 
@@ -96,12 +96,26 @@ struct Cache {
   std::function<at::Tensor()> keys;
 };
 
+// What a policy or compressor with needs_attention sees of the prompt's
+// attention A [H, S, S] (GQA-averaged over each KV head's query heads,
+// causal: A[i, j] is how much query i attends to key j). A itself is never
+// built: it grows with the square of the prompt. Both tensors are
+// accumulated while the prompt's attention runs in chunks.
+struct PromptAttention {
+  // [H, S] float64: sum_i A[i, j], the attention key j received from the
+  // S - j queries that see it (divide by S - j for the mean).
+  at::Tensor received;
+  // [H, R, S], R = min(16, S): A's last R query rows (SnapKV's observation
+  // window), in the model's dtype.
+  at::Tensor last_rows;
+};
+
 // After the prompt: what the cache kept of it, slots 0..n-1.
 struct Prefill {
   int64_t prompt_length = 0;  // S
   at::Tensor kept;            // [H, n] int64 positions (-1: padding)
   at::Tensor kept_keys;       // [H, n, d] after RoPE
-  at::Tensor attention;       // [H, S, S] GQA-averaged, when needs_attention
+  PromptAttention attention;  // when needs_attention (else undefined)
 };
 
 // After each decode step's attention.
@@ -130,7 +144,7 @@ struct Prompt {
   int64_t prompt_length = 0;  // S
   int64_t capacity = 0;       // L: positions to keep per KV head
   at::Tensor keys;            // [H, S, d] after RoPE
-  at::Tensor attention;       // [H, S, S] GQA-averaged, when needs_attention
+  PromptAttention attention;  // when needs_attention (else undefined)
   std::vector<int32_t> tokens;
 };
 

@@ -75,6 +75,7 @@ absl::StatusOr<DeviceMemory> CudaAllocatorMemory(at::Device device) {
   // Index 0 of a stat array: every pool together (StatType::AGGREGATE).
   DeviceMemory memory;
   memory.allocated = stats.allocated_bytes[0].current;
+  memory.peak_allocated = stats.allocated_bytes[0].peak;
   memory.reserved = stats.reserved_bytes[0].current;
   return memory;
 }

@@ -39,10 +39,12 @@ bool CudaGraphsBuilt();
 absl::StatusOr<std::unique_ptr<SegmentRecorder>> MakeCudaGraphRecorder(
     at::Device device);
 
-// Bytes LibTorch's CUDA caching allocator has handed out (allocated) and
-// holds from the driver (reserved) on one device.
+// Bytes LibTorch's CUDA caching allocator has handed out (allocated, and
+// at most at once since the process started: peak_allocated) and holds
+// from the driver (reserved) on one device.
 struct DeviceMemory {
   int64_t allocated = 0;
+  int64_t peak_allocated = 0;
   int64_t reserved = 0;
 };
 // Errors: FailedPrecondition when the build has no CUDA or `device` is not

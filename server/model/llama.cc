@@ -265,11 +265,8 @@ LlamaModel::PromptRun LlamaModel::StartPrefill(std::vector<int32_t> tokens,
                                                int64_t chunk) const {
   PromptRun run;
   const auto s = static_cast<int64_t>(tokens.size());
-  const bool whole =
-      chunk <= 0 || chunk >= s ||
-      std::any_of(layers.begin(), layers.end(),
-                  [&](CacheLayer* l) { return l->PromptNeedsAttention(s); });
-  run.chunk = whole ? s : chunk;
+  run.chunk = chunk <= 0 || chunk >= s ? s : chunk;
+  for (CacheLayer* l : layers) run.needs.push_back(l->PromptAttentionNeeds(s));
   run.tokens = std::move(tokens);
   run.layers = std::move(layers);
   return run;
@@ -315,38 +312,55 @@ at::Tensor LlamaModel::PrefillChunk(PromptRun& run, int64_t end) {
       TokenTensor(std::vector<int32_t>(run.tokens.begin() + begin,
                                        run.tokens.begin() + end),
                   device_);
-  const auto longs = at::TensorOptions().dtype(at::kLong).device(device_);
-  const at::Tensor positions = at::arange(begin, end, longs);
-  // mask [n, end]: query i (position begin + i) sees the keys up to itself.
-  const at::Tensor mask =
-      at::arange(end, longs).unsqueeze(0) <= positions.unsqueeze(1);
+  const at::Tensor positions = at::arange(
+      begin, end, at::TensorOptions().dtype(at::kLong).device(device_));
   run.keys.resize(run.layers.size());
   run.values.resize(run.layers.size());
+  run.stats.resize(run.layers.size());
+  run.queries.resize(run.layers.size());
   const at::Tensor x = weights_.embed.index_select(0, ids).unsqueeze(0);
-  const at::Tensor hidden = Trunk(
-      x, positions,
-      [&](int64_t l, const at::Tensor& q, const at::Tensor& k,
-          const at::Tensor& v) {
-        at::Tensor& keys = run.keys[l];
-        at::Tensor& values = run.values[l];
-        if (!keys.defined()) {
-          keys = at::empty({k.size(1), s, k.size(3)}, k.options());
-          values = at::empty({v.size(1), s, v.size(3)}, v.options());
-        }
-        keys.narrow(1, begin, n).copy_(k[0]);
-        values.narrow(1, begin, n).copy_(v[0]);
-        // 1.2 step 2, this chunk's rows: the prompt attends to itself.
-        const at::Tensor out = Attend(q[0], keys.narrow(1, 0, end),
-                                      values.narrow(1, 0, end), mask, false)
-                                   .output;
-        if (last) {
-          // 1.2 steps 3-5 over the whole prompt.
-          run.layers[l]->KeepPrompt(keys, values, {}, run.tokens);
-          keys.reset();
-          values.reset();
-        }
-        return out.unsqueeze(0);
-      });
+  const at::Tensor hidden =
+      Trunk(x, positions,
+            [&](int64_t l, const at::Tensor& q, const at::Tensor& k,
+                const at::Tensor& v) {
+              at::Tensor& keys = run.keys[l];
+              at::Tensor& values = run.values[l];
+              if (!keys.defined()) {
+                keys = at::empty({k.size(1), s, k.size(3)}, k.options());
+                values = at::empty({v.size(1), s, v.size(3)}, v.options());
+              }
+              keys.narrow(1, begin, n).copy_(k[0]);
+              values.narrow(1, begin, n).copy_(v[0]);
+              const PromptAttentionNeed need = run.needs[l];
+              std::optional<PromptAttentionBuilder>& stats = run.stats[l];
+              if (need != PromptAttentionNeed::kNone && !stats)
+                stats.emplace(k.size(1), s, k.device());
+              at::Tensor& queries = run.queries[l];
+              if (need == PromptAttentionNeed::kRows) {
+                if (!queries.defined())
+                  queries = at::empty({q.size(1), s, q.size(3)}, q.options());
+                queries.narrow(1, begin, n).copy_(q[0]);
+              }
+              // 1.2 step 2, this chunk's rows: the prompt attends to itself.
+              const at::Tensor out = AttendPrompt(
+                  q[0], keys.narrow(1, 0, end), values.narrow(1, 0, end), begin,
+                  stats ? &*stats : nullptr);
+              if (last) {
+                // 1.2 steps 3-5 over the whole prompt.
+                PromptAttention attention;
+                if (stats) {
+                  attention = stats->Finish(need == PromptAttentionNeed::kRows
+                                                ? PromptRows(queries, keys)
+                                                : PromptAttention::RowSource());
+                }
+                run.layers[l]->KeepPrompt(keys, values, attention, run.tokens);
+                keys.reset();
+                values.reset();
+                queries.reset();
+                stats.reset();
+              }
+              return out.unsqueeze(0);
+            });
   return last ? LastLogits(hidden) : at::Tensor();
 }
 

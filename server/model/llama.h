@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -67,14 +68,19 @@ class LlamaModel {
     // each chunk's written as it runs and attended by the later chunks; the
     // layers keep their share after the last chunk.
     std::vector<at::Tensor> keys, values;
+    // By layer: what keeping the prompt needs of its attention, the
+    // reductions accumulated so far, and for kRows the prompt's queries
+    // [Hq, S, d] (the rows are recomputed after the last chunk).
+    std::vector<PromptAttentionNeed> needs;
+    std::vector<std::optional<PromptAttentionBuilder>> stats;
+    std::vector<at::Tensor> queries;
     bool finished() const {
       return done == static_cast<int64_t>(tokens.size());
     }
   };
-  // A prefill (as Prefill) in chunks of `chunk` tokens (0: one chunk). A
-  // prompt whose keeping needs its attention probabilities (any layer's
-  // PromptNeedsAttention) runs in one chunk: those decisions read the whole
-  // S x S matrix, which chunks would have to keep for every layer at once.
+  // A prefill (as Prefill) in chunks of `chunk` tokens (0: one chunk). The
+  // layers whose keeping reads the prompt's attention get its reductions,
+  // accumulated chunk by chunk (PromptAttentionBuilder).
   PromptRun StartPrefill(std::vector<int32_t> tokens,
                          std::vector<CacheLayer*> layers, int64_t chunk) const;
   // An append (as Append) in chunks. REQUIRES: every layer CanAppend(n).

@@ -28,6 +28,7 @@
 #include "policies/registry.h"
 #include "server/model/llama.h"
 #include "server/model/random_weights.h"
+#include "server/tools/bench_common.h"
 
 namespace {
 
@@ -36,11 +37,8 @@ using coldcompress::CachePlan;
 using coldcompress::LlamaModel;
 using coldcompress::ModelConfig;
 using coldcompress::PolicySpec;
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
+using coldcompress::bench::Clock;
+using coldcompress::bench::Seconds;
 
 // Copy bandwidth in bytes/s (bytes read + bytes written), best of `repeats`
 // copies of a `bytes` buffer split over one thread per core: the STREAM
@@ -189,8 +187,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "Decode tokens/s of a random-weight Llama under cache policies, next "
       "to the measured memory-bandwidth roofline"};
-  int layers = 12, hidden = 768, heads = 12, kv_heads = 4, intermediate = 2048,
-      vocab = 32000;
+  coldcompress::bench::Shape shape;
   int64_t context = 2048, steps = 64, rounds = 8;
   int threads = 0;
   std::string device_name = "cpu", dtype_name = "float32", cpu_kernels = "auto",
@@ -199,12 +196,7 @@ int main(int argc, char** argv) {
                                          "heavy_hitter"};
   std::vector<double> cache_sizes = {0.25};
   std::vector<int> sessions = {1};
-  app.add_option("--layers", layers);
-  app.add_option("--hidden", hidden);
-  app.add_option("--heads", heads);
-  app.add_option("--kv_heads", kv_heads);
-  app.add_option("--intermediate", intermediate);
-  app.add_option("--vocab", vocab);
+  coldcompress::bench::AddShapeOptions(app, shape);
   app.add_option("--context", context, "prompt tokens before decoding");
   app.add_option("--steps", steps, "decode steps timed per policy");
   app.add_option("--rounds", rounds,
@@ -236,26 +228,11 @@ int main(int argc, char** argv) {
                  "its own cache (a row per count)")
       ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
-  std::optional<at::Device> parsed;
-  try {
-    parsed = at::Device(device_name);
-  } catch (const c10::Error&) {
-    std::fprintf(stderr,
-                 "--device: \"%s\" is not a device (cpu, cuda or cuda:N)\n",
-                 device_name.c_str());
-    return 2;
-  }
-  const at::Device device = *parsed;
-  if (device.is_cuda() && !at::hasCUDA()) {
-    std::fprintf(stderr,
-                 "--device: %s, but this LibTorch was built without CUDA or "
-                 "sees no GPU\n",
-                 device_name.c_str());
-    return 2;
-  }
-  const at::ScalarType dtype = dtype_name == "bfloat16"  ? at::kBFloat16
-                               : dtype_name == "float16" ? at::kHalf
-                                                         : at::kFloat;
+  const std::optional<coldcompress::bench::Target> target =
+      coldcompress::bench::ParseTarget(device_name, dtype_name, shape);
+  if (!target) return 2;
+  const at::Device device = target->device;
+  const at::ScalarType dtype = target->dtype;
   if (threads <= 0)
     threads =
         static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -270,20 +247,10 @@ int main(int argc, char** argv) {
   at::set_num_threads(1);  // as the server's scheduler does
   coldcompress::SetFewRowsThreads(threads);
 
-  ModelConfig c;
-  c.architecture = "LlamaForCausalLM";
-  c.vocab_size = vocab;
-  c.hidden_size = hidden;
-  c.intermediate_size = intermediate;
-  c.num_layers = layers;
-  c.num_heads = heads;
-  c.num_kv_heads = kv_heads;
-  c.head_dim = hidden / heads;
-  c.max_position_embeddings = static_cast<int>(context + steps + 1);
-  c.rms_norm_eps = 1e-5;
-  c.rope_theta = 500000;
-  c.tie_word_embeddings = true;
-  c.eos_token_ids = {2};
+  const ModelConfig c =
+      coldcompress::bench::RandomModelConfig(shape, context + steps + 1);
+  const int layers = shape.layers, kv_heads = shape.kv_heads,
+            vocab = shape.vocab;
   LlamaModel model(
       c,
       coldcompress::RandomWeights(
@@ -296,8 +263,9 @@ int main(int argc, char** argv) {
   std::printf(
       "model: %d layers, hidden %d, %d query / %d KV heads of %d, SwiGLU %d, "
       "vocab %d: %.1fM parameters, %s on %s",
-      layers, hidden, heads, kv_heads, c.head_dim, intermediate, vocab,
-      params / 1e6, dtype_name.c_str(), device.str().c_str());
+      layers, shape.hidden, shape.heads, kv_heads, c.head_dim,
+      shape.intermediate, vocab, params / 1e6, dtype_name.c_str(),
+      device.str().c_str());
   double bandwidth;
   if (device.is_cpu()) {
     const std::optional<coldcompress::CpuKernelIsa> isa =

@@ -1,10 +1,10 @@
 // mean_attention: heavy_hitter (policies.md 3.5, unbounded history) written
 // against the plugin interface, to exercise what no example uses: a
-// head-specific Importance ([H, L]), needs_attention, OnPrefill's attention,
-// OnStep's slots and probabilities, and state that Clone copies. Each KV
-// head evicts the slot with the lowest mean attention since its token was
-// written, as the built-in does, in the same float64 arithmetic, so
-// plugin_test can demand the built-in's positions exactly.
+// head-specific Importance ([H, L]), needs_attention, OnPrefill's received
+// attention, OnStep's slots and probabilities, and state that Clone copies.
+// Each KV head evicts the slot with the lowest mean attention since its
+// token was written, as the built-in does, in the same float64 arithmetic,
+// so plugin_test can demand the built-in's positions exactly.
 #include <coldcompress/plugin.h>
 
 #include <memory>
@@ -25,8 +25,7 @@ class MeanAttention final : public Policy {
  public:
   explicit MeanAttention(const Layer& layer)
       : num_(at::zeros({layer.num_heads, layer.capacity}, at::kDouble)),
-        denom_(at::zeros({layer.num_heads, layer.capacity}, at::kLong)),
-        filled_(at::zeros({layer.num_heads, layer.capacity}, at::kBool)) {}
+        denom_(at::zeros({layer.num_heads, layer.capacity}, at::kLong)) {}
 
   // a[h, j]: the mean attention kept token j received from the prompt's
   // queries that can see it, colsum / (S - position).
@@ -34,13 +33,11 @@ class MeanAttention final : public Policy {
     const int64_t s = prefill.prompt_length;
     const at::Tensor seen_by = at::arange(s, 0, -1, at::kDouble);
     const at::Tensor mean =
-        prefill.attention.to(at::kCPU, at::kDouble).sum(1) / seen_by;
+        prefill.attention.received.to(at::kCPU, at::kDouble) / seen_by;
     const at::Tensor kept = prefill.kept.to(at::kCPU);
     const at::Tensor a =
         mean.gather(1, kept.clamp_min(0)).masked_fill(kept < 0, 0);
-    const int64_t n = kept.size(1);
-    num_.narrow(1, 0, n).add_(a);
-    filled_.narrow(1, 0, n).copy_(kept >= 0);
+    num_.narrow(1, 0, kept.size(1)).add_(a);
     denom_ += 1;
   }
 
@@ -48,18 +45,15 @@ class MeanAttention final : public Policy {
     return num_ / denom_.clamp_min(1).to(at::kDouble);
   }
 
-  // A slot that held a token starts a new history when a new token
-  // overwrites it; an empty slot keeps counting.
+  // A slot starts a new history whenever a token is written into it, in
+  // place of an evicted one or into an empty slot.
   void OnStep(const Step& step) override {
     for (size_t h = 0; h < step.slots.size(); ++h) {
       const int64_t slot = step.slots[h];
       if (slot < 0) continue;
       const auto hh = static_cast<int64_t>(h);
-      if (filled_[hh][slot].item<bool>()) {
-        num_[hh][slot] = 0.0;
-        denom_[hh][slot] = 0;
-      }
-      filled_[hh][slot] = true;
+      num_[hh][slot] = 0.0;
+      denom_[hh][slot] = 0;
     }
     const at::Tensor probs = step.probs.to(at::kCPU, at::kDouble);
     num_.narrow(1, 0, probs.size(1)).add_(probs);
@@ -70,14 +64,12 @@ class MeanAttention final : public Policy {
     auto copy = std::make_unique<MeanAttention>(*this);
     copy->num_ = num_.clone();
     copy->denom_ = denom_.clone();
-    copy->filled_ = filled_.clone();
     return copy;
   }
 
  private:
-  at::Tensor num_;     // [H, L] attention summed since the token was written
-  at::Tensor denom_;   // [H, L] updates since then
-  at::Tensor filled_;  // [H, L] whether the slot holds a token
+  at::Tensor num_;    // [H, L] attention summed since the token was written
+  at::Tensor denom_;  // [H, L] updates since then
 };
 
 void Register(Registrar& registrar) {

@@ -222,7 +222,9 @@ TEST_P(CompressorConformanceTest, KeepsCapacityPositionsWithSinks) {
   o.prompt_length = s;
   o.capacity = l;
   o.keys = keys;
-  o.attention = at::softmax(scores, -1);
+  const PromptAttention attention =
+      PromptAttention::FromMatrix(at::softmax(scores, -1));
+  o.attention = &attention;
   const CompressedPrompt a = info->create(context)->Compress(o);
   const CompressedPrompt b = info->create(context)->Compress(o);
   EXPECT_TRUE(at::equal(a.kept, b.kept));

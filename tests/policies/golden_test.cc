@@ -49,10 +49,11 @@ struct PolicyUnderTest {
         at::arange(s, at::kLong).unsqueeze(0).expand({h, s}).contiguous();
     const at::Tensor k = at::ones({h, s, 4});
     cache.Fill(k, k, kept);
+    const PromptAttention reductions = PromptAttention::FromMatrix(attention);
     PrefillObservation o;
     o.cache = &cache;
     o.prompt_length = s;
-    o.attention = attention;
+    o.attention = &reductions;
     o.kept = kept;
     o.kept_keys = k;
     o.tokens = &tokens;
@@ -105,6 +106,40 @@ TEST(HeavyHitterGoldenTest, EvictsTheLowestMeanAttentionPerHead) {
   EXPECT_EQ(t.cache.SortedPositions(1), (std::vector<int64_t>{0, 1, 4, 5}));
 }
 
+// A prompt shorter than the cache, decoded past its capacity: a token
+// written into an empty slot starts its history there, as an evicted slot's
+// does (the reference resets whatever slot it picks). g = 0, r = 1, L = 4.
+// Prefill (positions 0, 1): a = 1.5/2, .5/1 = .75 .5; every slot counts the
+// prefill as a step.
+// p=2 -> empty slot 2, reset; probs .3 .3 .4 0.
+// p=3 -> empty slot 3, reset; probs .2 .2 .3 .3.
+// num 1.25 1 .7 .3 over denom 3 3 2 1: p=4 evicts slot 1 (1/3 < .7/2; slot 3
+// is recent). Without the reset slot 2 would have counted 3 steps
+// (.7/3 < 1/3) and been evicted.
+void ExpectEmptySlotStartsItsHistory(int64_t history_window_size) {
+  PolicySpec spec;
+  spec.global_tokens = 0;
+  spec.history_window_size = history_window_size;
+  PolicyUnderTest t("heavy_hitter", 1, 4, spec, 1);
+  t.Prefill(at::tensor({1.0, 0.0, 0.5, 0.5}, at::kFloat).view({1, 2, 2}),
+            {1, 2});
+  EXPECT_EQ(t.Step(2, at::tensor({0.3f, 0.3f, 0.4f, 0.0f}).view({1, 4})),
+            (std::vector<int64_t>{2}));
+  EXPECT_EQ(t.Step(3, at::tensor({0.2f, 0.2f, 0.3f, 0.3f}).view({1, 4})),
+            (std::vector<int64_t>{3}));
+  EXPECT_EQ(t.Step(4, at::tensor({0.25f, 0.25f, 0.25f, 0.25f}).view({1, 4})),
+            (std::vector<int64_t>{1}));
+  EXPECT_EQ(t.cache.SortedPositions(0), (std::vector<int64_t>{0, 2, 3, 4}));
+}
+
+TEST(HeavyHitterGoldenTest, EmptySlotStartsItsHistory) {
+  ExpectEmptySlotStartsItsHistory(1);  // unbounded: the host loops
+}
+
+TEST(HeavyHitterGoldenTest, EmptySlotStartsItsHistoryInAWindow) {
+  ExpectEmptySlotStartsItsHistory(5);  // m = 5: the tensor operations
+}
+
 // With a window of m = 2 steps the older history drops out of the score.
 TEST(HeavyHitterGoldenTest, WindowedHistoryForgets) {
   PolicySpec spec;
@@ -149,7 +184,8 @@ TEST(SnapKVGoldenTest, KeepsThePooledTopPositions) {
   o.prompt_length = s;
   o.capacity = 20;
   o.keys = at::zeros({1, s, 4});
-  o.attention = attention;
+  const PromptAttention reductions = PromptAttention::FromMatrix(attention);
+  o.attention = &reductions;
   const CompressedPrompt out =
       Registry().FindCompressor("heavy_hitter")->create(c)->Compress(o);
   std::vector<int64_t> expected = {0, 1, 6, 7};
@@ -186,7 +222,8 @@ TEST(HybridGoldenTest, ProfilingPicksThePredictedStrategyPerHead) {
   o.prompt_length = s;
   o.capacity = l;
   o.keys = at::zeros({2, s, 4});
-  o.attention = attention;
+  const PromptAttention reductions = PromptAttention::FromMatrix(attention);
+  o.attention = &reductions;
   o.tokens = &tokens;
   const at::Tensor kept = t.policy->SelectPrompt(o);
   EXPECT_EQ(t.policy->Stats().at("hybrid/window"), 0.5);
@@ -204,7 +241,7 @@ TEST(HybridGoldenTest, ProfilingPicksThePredictedStrategyPerHead) {
   PrefillObservation p;
   p.cache = &t.cache;
   p.prompt_length = s;
-  p.attention = attention;
+  p.attention = &reductions;
   p.kept = kept;
   p.kept_keys = k;
   p.tokens = &tokens;
@@ -237,7 +274,8 @@ TEST(HybridGoldenTest, SpecialOnlyHeadSkipsTokensOverBudget) {
   PromptObservation o;
   o.prompt_length = s;
   o.capacity = 8;
-  o.attention = attention;
+  const PromptAttention reductions = PromptAttention::FromMatrix(attention);
+  o.attention = &reductions;
   o.tokens = &tokens;
   const at::Tensor kept = policy->SelectPrompt(o);  // sink 0, specials 1 and 3
   ASSERT_EQ(kept.size(1), 3);
@@ -253,7 +291,7 @@ TEST(HybridGoldenTest, SpecialOnlyHeadSkipsTokensOverBudget) {
   PrefillObservation p;
   p.cache = &cache;
   p.prompt_length = s;
-  p.attention = attention;
+  p.attention = &reductions;
   p.kept = kept;
   p.kept_keys = at::ones({1, 3, 4});
   p.tokens = &tokens;

@@ -23,8 +23,10 @@ Clarifications adopted on top of the spec:
   are protected by position (pos < g), recent by pos >= p - r.  If every
   filled slot is protected, evict the non-sink with the smallest position
   (all sinks: the slot holding the largest position).
-- heavy_hitter: protected slots score +inf (not 1.0), empty -inf; only the
-  evicted slot has its history reset; thresholding with m == 1 ORs.
+- heavy_hitter: protected slots score +inf (not 1.0), empty -inf; a slot's
+  history is reset whenever a token is written into it, evicted or empty (as
+  the Cold Compress code resets whatever slot it picks); thresholding with
+  m == 1 ORs.
 - Compressors keep the top L by priority, ties to the later position, then
   sort ascending.  Head-constant policies are simply evaluated per head.
 - full and hybrid run with capacity T (the whole sequence length).
@@ -261,11 +263,9 @@ class HeavyHitterPolicy(Policy):
         D = np.maximum(self.denom[h], 1) if self.m == 1 else np.clip(self.denom[h], 1, self.m)
         return self.num[h].sum(axis=-1) / D
 
-    def evict(self, pos, h, p):
-        slot = super().evict(pos, h, p)
+    def on_write(self, h, slot, p, pos):
         self.num[h, slot, :] = 0
         self.denom[h, slot] = 0
-        return slot
 
 
 class HybridPolicy(Policy):

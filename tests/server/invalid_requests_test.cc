@@ -303,6 +303,20 @@ std::vector<Case> Cases() {
          c.set_min_recovery_frac(1.5);
        }),
        kInvalid, "min_recovery_frac"},
+      // Hybrid's fields are checked whatever the request's strategy.
+      {"min_recovery_frac 1.5 under heavy_hitter", Policy([](c_t& c) {
+         c.add_strategy("heavy_hitter");
+         c.set_min_recovery_frac(1.5);
+       }),
+       kInvalid, "min_recovery_frac"},
+      {"hybrid_strategies heavy_hitter_frac 2 under recent_global",
+       Policy([](c_t& c) {
+         c.add_strategy("recent_global");
+         v1::HybridStrategy* h = c.add_hybrid_strategies();
+         h->set_strategy("heavy_hitter");
+         h->set_heavy_hitter_frac(2);
+       }),
+       kInvalid, "hybrid_strategies[0].heavy_hitter_frac"},
       {"min_recovery_frac NaN", Policy([](c_t& c) {
          c.set_config_name("fastgen");
          c.set_min_recovery_frac(std::nan(""));

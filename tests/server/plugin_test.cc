@@ -315,7 +315,7 @@ TEST(PluginTest, TutorialPluginServesItsPreset) {
 
 TEST(PluginTest, BadPluginsAreRefusedNamingTheFileAndTheProblem) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {BadPlugin(1), "plugin ABI version 2, but this server's is 1"},
+      {BadPlugin(1), "plugin ABI version 3, but this server's is 2"},
       {BadPlugin(2), "missing symbol coldcompress_register_plugin"},
       {BadPlugin(3),
        "policy \"recent_global\" clashes with a registered policy"},

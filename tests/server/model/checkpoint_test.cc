@@ -170,14 +170,20 @@ TEST(LlamaModelTest, PrefillInChunksMatchesOnePiece) {
     std::vector<std::string> strategy;
     double size;
     std::optional<int64_t> bits;
-    bool chunked;
   };
   const Case cases[] = {
-      {{"full"}, 1.0, std::nullopt, true},
-      {{"recent_global"}, 0.25, std::nullopt, true},  // compressed prompt
-      {{"l2"}, 0.5, std::nullopt, true},
-      {{"full"}, 1.0, 4, true},  // quantized storage
-      {{"heavy_hitter"}, 0.5, std::nullopt, false},
+      {{"full"}, 1.0, std::nullopt},
+      {{"recent_global"}, 0.25, std::nullopt},  // compressed prompt
+      {{"l2"}, 0.5, std::nullopt},
+      {{"full"}, 1.0, 4},  // quantized storage
+      // The policies that read the prompt's attention get its reductions
+      // chunk by chunk: SnapKV's last rows and received sums, heavy_hitter's
+      // history, hybrid's profiling (its rows recomputed after the last
+      // chunk), analysis mode's shadow.
+      {{"heavy_hitter"}, 0.5, std::nullopt},
+      {{"heavy_hitter"}, 1.0, std::nullopt},
+      {{"hybrid"}, 1.0, std::nullopt},
+      {{"debug_heavy_hitter"}, 0.5, std::nullopt},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(absl::StrCat(c.strategy[0], " ", c.size));
@@ -185,13 +191,17 @@ TEST(LlamaModelTest, PrefillInChunksMatchesOnePiece) {
     spec.strategy = c.strategy;
     spec.max_cache_length = {c.size};
     spec.cache_bits = c.bits;
+    spec.min_recovery_frac = 0.8;
+    spec.hybrid_strategies = {{"special_punc", std::nullopt, std::nullopt},
+                              {"window_heavy_hitter", 0.25, 0.25},
+                              {"full", std::nullopt, std::nullopt}};
     auto whole = build(spec);
     auto chunked = build(spec);
     const std::vector<CacheLayer*> whole_ptrs = LayerPointers(whole);
     const std::vector<CacheLayer*> chunked_ptrs = LayerPointers(chunked);
     const at::Tensor expected = m.Prefill(prompt, whole_ptrs);
     LlamaModel::PromptRun run = m.StartPrefill(prompt, chunked_ptrs, kChunk);
-    EXPECT_EQ(run.chunk, c.chunked ? kChunk : kPrompt);
+    EXPECT_EQ(run.chunk, kChunk);
     at::Tensor logits;
     int chunks = 0;
     while (!run.finished()) {
@@ -199,7 +209,7 @@ TEST(LlamaModelTest, PrefillInChunksMatchesOnePiece) {
       ++chunks;
       EXPECT_EQ(logits.defined(), run.finished());
     }
-    EXPECT_EQ(chunks, c.chunked ? (kPrompt + kChunk - 1) / kChunk : 1);
+    EXPECT_EQ(chunks, (kPrompt + kChunk - 1) / kChunk);
     EXPECT_TRUE(at::allclose(logits, expected, 1e-5, 1e-5));
     EXPECT_TRUE(at::allclose(logits, forward[0][kPrompt - 1], 1e-4, 1e-5));
     for (size_t l = 0; l < whole.size(); ++l) {
