@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "policies/cpu_kernels.h"
+#include "policies/flash_attention.h"
 
 // LibTorch 2.x has the fused kernel (flash / memory-efficient attention on
 // GPUs); Debian's 1.13 does not.
@@ -89,9 +90,9 @@ at::Tensor PromptMask(int64_t first, int64_t n, int64_t sk, at::Device device) {
 }
 
 // Query rows of a block whose probabilities are computed at once.
-int64_t ProbRowsPerBlock(int64_t query_heads, int64_t keys) {
+int64_t ProbRowsPerBlock(int64_t query_heads, int64_t keys, at::Device device) {
   return std::max<int64_t>(
-      1, kPromptScoreBudget / std::max<int64_t>(1, query_heads * keys));
+      1, PromptScoreBudget(device) / std::max<int64_t>(1, query_heads * keys));
 }
 
 // The output [H, G, Sq, d] alone: the fused kernel on a GPU when this
@@ -157,12 +158,13 @@ at::Tensor AttendPrompt(const at::Tensor& q, const at::Tensor& k,
   const int64_t n = q.size(1), sk = k.size(1);
   TORCH_CHECK(sk == first + n, "AttendPrompt: ", sk, " keys for rows ", first,
               "..", first + n - 1);
+  if (FlashPromptApplies(q)) return FlashPromptAttention(q, k, v, first, stats);
   if (stats == nullptr) {
     return Attend(q, k, v, PromptMask(first, n, sk, q.device()), false).output;
   }
   // A block of rows attends to the keys up to its last row: the later ones
   // are masked for all of its rows.
-  const int64_t block = ProbRowsPerBlock(q.size(0), sk);
+  const int64_t block = ProbRowsPerBlock(q.size(0), sk, q.device());
   std::vector<at::Tensor> outs;
   for (int64_t start = 0; start < n; start += block) {
     const int64_t m = std::min(block, n - start);
@@ -181,7 +183,7 @@ PromptAttention::RowSource PromptRows(at::Tensor q, at::Tensor k) {
           k = std::move(k)](const PromptAttention::RowVisitor& visit) {
     const int64_t hq = q.size(0), s = q.size(1), d = q.size(2);
     const int64_t h = k.size(0);
-    const int64_t block = ProbRowsPerBlock(hq, s);
+    const int64_t block = ProbRowsPerBlock(hq, s, q.device());
     for (int64_t start = 0; start < s; start += block) {
       const int64_t m = std::min(block, s - start);
       const int64_t keys = start + m;
@@ -192,6 +194,10 @@ PromptAttention::RowSource PromptRows(at::Tensor q, at::Tensor k) {
             GroupedProbs(rows, k.narrow(1, 0, keys), mask, false).mean(1));
     }
   };
+}
+
+int64_t PromptScoreBudget(at::Device device) {
+  return device.is_cpu() ? int64_t{1} << 24 : int64_t{1} << 27;
 }
 
 at::ScalarType AccumulationDtype(at::ScalarType dtype) {

@@ -30,8 +30,10 @@ at::ScalarType AccumulationDtype(at::ScalarType dtype);
 // Causal attention of a prompt's query rows first..first + n - 1
 // (q: [Hq, n, d]) over its keys and values 0..Sk-1 (k, v: [H, Sk, d],
 // Sk = first + n). Returns the output [Hq, n, d]. With `stats`, the rows'
-// GQA-averaged probabilities go to stats->Add, computed a block of rows at a
-// time so that no more than about kPromptScoreBudget scores exist at once.
+// GQA-averaged probabilities are reduced into it. In float32 on the CPU the
+// attention runs in tiles (FlashPromptAttention); elsewhere a block of rows
+// at a time, so that no more than PromptScoreBudget scores exist at once
+// (on CUDA without `stats`, each block through the fused kernel).
 at::Tensor AttendPrompt(const at::Tensor& q, const at::Tensor& k,
                         const at::Tensor& v, int64_t first,
                         PromptAttentionBuilder* stats);
@@ -40,9 +42,10 @@ at::Tensor AttendPrompt(const at::Tensor& q, const at::Tensor& k,
 // recomputes the GQA-averaged probabilities a block of rows at a time.
 PromptAttention::RowSource PromptRows(at::Tensor q, at::Tensor k);
 
-// Scores (query rows x keys x query heads) computed at once when a prompt's
-// attention probabilities are wanted: 16M floats, 64 MB.
-inline constexpr int64_t kPromptScoreBudget = int64_t{1} << 24;
+// Scores (query rows x keys x query heads) AttendPrompt and PromptRows
+// compute at once on `device`: 16M floats (64 MB) on the CPU, 128M (512 MB)
+// on a GPU, where fewer, larger blocks keep its cores busy.
+int64_t PromptScoreBudget(at::Device device);
 
 // [S, S] bool lower-triangular mask (query i sees keys 0..i).
 at::Tensor CausalMask(int64_t s, at::Device device);

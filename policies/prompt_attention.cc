@@ -41,19 +41,34 @@ PromptAttentionBuilder::PromptAttentionBuilder(int64_t heads,
                     at::TensorOptions().dtype(at::kDouble).device(device))) {}
 
 void PromptAttentionBuilder::Add(int64_t first, const at::Tensor& rows) {
-  const int64_t n = rows.size(1), sk = rows.size(2);
-  TORCH_CHECK(first >= 0 && first + n <= s_ && sk <= s_,
+  const int64_t n = rows.size(1);
+  TORCH_CHECK(first >= 0 && first + n <= s_,
               "prompt attention rows out of range");
-  received_.narrow(1, 0, sk).add_(rows.to(at::kDouble).sum(1));
-  const int64_t r = std::min(kPromptLastRows, s_);
-  const int64_t from = std::max(first, s_ - r);  // the first row kept here
-  if (from >= first + n) return;
+  AddReceived(rows.to(at::kDouble).sum(1));
+  const int64_t from = std::max(first, last_rows_begin());
+  if (from < first + n)
+    AddLastRows(from, rows.narrow(1, from - first, first + n - from));
+}
+
+void PromptAttentionBuilder::AddReceived(const at::Tensor& sums) {
+  TORCH_CHECK(sums.size(1) <= s_, "prompt attention sums out of range");
+  received_.narrow(1, 0, sums.size(1)).add_(sums);
+}
+
+void PromptAttentionBuilder::AddLastRows(int64_t first,
+                                         const at::Tensor& rows) {
+  const int64_t begin = last_rows_begin(), m = rows.size(1);
+  TORCH_CHECK(first >= begin && first + m <= s_ && rows.size(2) <= s_,
+              "prompt attention: rows ", first, "..", first + m - 1,
+              " are not among the last ones");
   if (!last_rows_.defined()) {
-    last_rows_ = at::zeros({rows.size(0), r, s_}, rows.options());
+    last_rows_ = at::zeros({rows.size(0), s_ - begin, s_}, rows.options());
   }
-  last_rows_.narrow(1, from - (s_ - r), first + n - from)
-      .narrow(2, 0, sk)
-      .copy_(rows.narrow(1, from - first, first + n - from));
+  last_rows_.narrow(1, first - begin, m).narrow(2, 0, rows.size(2)).copy_(rows);
+}
+
+int64_t PromptAttentionBuilder::last_rows_begin() const {
+  return std::max<int64_t>(0, s_ - kPromptLastRows);
 }
 
 PromptAttention PromptAttentionBuilder::Finish(

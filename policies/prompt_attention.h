@@ -78,6 +78,14 @@ class PromptAttentionBuilder {
   // first..first + n - 1 over keys 0..Sk-1 (Sk <= S: the later keys are
   // masked for these rows).
   void Add(int64_t first, const at::Tensor& rows);
+  // The same in two parts, for a caller that reduces the rows itself:
+  // sums [H, Sk] float64, the attention keys 0..Sk-1 received from some
+  // rows; and rows [H, m, Sk], rows first..first + m - 1, all of them at or
+  // after last_rows_begin().
+  void AddReceived(const at::Tensor& sums);
+  void AddLastRows(int64_t first, const at::Tensor& rows);
+  // The first row kept in last_rows: max(0, S - kPromptLastRows).
+  int64_t last_rows_begin() const;
   // The reductions, with `rows` as the row source (or none).
   PromptAttention Finish(PromptAttention::RowSource rows = {});
 

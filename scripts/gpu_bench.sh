@@ -11,9 +11,10 @@
 #                                 PyTorch with CUDA (its LibTorch:
 #                                 torch.utils.cmake_prefix_path), CMake, ninja
 #                                 and a C++ compiler: builds cc-bench alone
+#                                 and cc-prefill-bench
 #                                 (COLDCOMPRESS_BENCH_ONLY) against them and
-#                                 .gpu-bundle/, then runs the three
-#                                 measurements below (about 3-5 minutes on an
+#                                 .gpu-bundle/, then runs the four
+#                                 measurements below (about 6-9 minutes on an
 #                                 H100)
 #
 # Measurements (batch 1, bfloat16, 32 layers, hidden 4096, 32 query / 8 KV
@@ -25,7 +26,12 @@
 #   2. recent_global with a 4k cache at a 4k and at a 32k context: the long
 #      context's decode speed against the short one's;
 #   3. the full cache at a 4k context with eager steps (--cuda_graphs off):
-#      what the CUDA graphs of measurements 1 and 2 gain.
+#      what the CUDA graphs of measurements 1 and 2 gain;
+#   4. long prompts (cc-prefill-bench): the full cache and heavy_hitter at
+#      0.25 prefilling 32k and 64k tokens in chunks of 2,048, each in a fresh
+#      process: seconds, tok/s against the GPU's GEMM throughput, and the
+#      CUDA allocator's peak (docs/long_prompts.md works out the largest
+#      prompt heavy_hitter takes on an 80 GB GPU).
 # Before its table, each run with CUDA graphs checks them against eager
 # steps (cc-bench exits 1 on a mismatch).
 set -euo pipefail
@@ -52,11 +58,11 @@ run() {
   torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCOLDCOMPRESS_BENCH_ONLY=ON -DCMAKE_PREFIX_PATH="$torch_prefix;$BUNDLE/usr"
-  cmake --build "$BUILD_DIR" --target cc-bench
+  cmake --build "$BUILD_DIR" --target cc-bench cc-prefill-bench
   export LD_LIBRARY_PATH="$BUNDLE/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
-  local bench=("$BUILD_DIR/server/cc-bench" --device cuda --dtype bfloat16
-    --layers 32 --hidden 4096 --heads 32 --kv_heads 8 --intermediate 14336
-    --vocab 128256)
+  local shape=(--device cuda --dtype bfloat16 --layers 32 --hidden 4096
+    --heads 32 --kv_heads 8 --intermediate 14336 --vocab 128256)
+  local bench=("$BUILD_DIR/server/cc-bench" "${shape[@]}")
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
   echo "== 1. batch 1 at a 4k context, equal capacity (4032 slots)"
   "${bench[@]}" --context 4000 --steps 128 \
@@ -66,10 +72,13 @@ run() {
   "${bench[@]}" --context 32704 --steps 64 --strategies recent_global --cache_sizes 4096
   echo "== 3. the full cache at a 4k context, eager steps (no CUDA graphs)"
   "${bench[@]}" --context 4000 --steps 64 --strategies full --cuda_graphs off
+  echo "== 4. prefill of 32k and 64k tokens: full cache and heavy_hitter 0.25"
+  "$BUILD_DIR/server/cc-prefill-bench" "${shape[@]}" --lengths 32768 65536 \
+    --strategies full heavy_hitter --chunk 2048
 }
 
 case "${1:-}" in
   bundle) bundle ;;
   run) run ;;
-  *) sed -n '2,30p' "$0"; exit 2 ;;
+  *) sed -n '2,36p' "$0"; exit 2 ;;
 esac

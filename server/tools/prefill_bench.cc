@@ -8,6 +8,8 @@
 //                         at 0.25, hybrid (FastGen), debug_heavy_hitter)
 //   cc-prefill-bench --layers 12 --hidden 768 --heads 12 --kv_heads 4 \
 //     --intermediate 2048 --lengths 1024 --strategies full
+//   cc-prefill-bench --model DIR ...   (a checkpoint's weights instead:
+//                                       scripts/prefill_vs_llama_cpp.sh)
 //   cc-prefill-bench --device cuda --dtype bfloat16 ... (scripts/gpu_bench.sh)
 //
 // Every (strategy, length) runs in a process of its own (this program again,
@@ -25,6 +27,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -104,18 +107,33 @@ double GemmThroughput(int64_t m, int64_t k, int64_t n, int repeats,
   return 2.0 * static_cast<double>(m) * k * n / best;
 }
 
-// The child: one prefill, its seconds on stdout (and the CUDA allocator's
-// peak bytes on a GPU).
-int RunOne(const Shape& shape, const std::string& strategy, double cache_size,
-           int64_t length, int64_t chunk, at::Device device,
-           at::ScalarType dtype) {
+// The model: the checkpoint in `model_dir`, or random weights of `shape`.
+absl::StatusOr<std::unique_ptr<LlamaModel>> MakeModel(
+    const std::string& model_dir, const Shape& shape, int64_t max_positions,
+    at::Device device, at::ScalarType dtype) {
+  if (!model_dir.empty()) return LlamaModel::Load(model_dir, dtype, device);
   const ModelConfig c =
-      coldcompress::bench::RandomModelConfig(shape, length + 1);
-  LlamaModel model(
+      coldcompress::bench::RandomModelConfig(shape, max_positions);
+  return std::make_unique<LlamaModel>(
       c,
       coldcompress::RandomWeights(
           c, 1, 0, at::TensorOptions().dtype(dtype).device(device)),
       device);
+}
+
+// The child: one prefill, its seconds on stdout (and the CUDA allocator's
+// peak bytes on a GPU).
+int RunOne(const std::string& model_dir, const Shape& shape,
+           const std::string& strategy, double cache_size, int64_t length,
+           int64_t chunk, at::Device device, at::ScalarType dtype) {
+  absl::StatusOr<std::unique_ptr<LlamaModel>> made =
+      MakeModel(model_dir, shape, length + 1, device, dtype);
+  if (!made.ok()) {
+    std::fprintf(stderr, "--model: %s\n", made.status().ToString().c_str());
+    return 1;
+  }
+  LlamaModel& model = **made;
+  const ModelConfig& c = model.config();
   const coldcompress::PolicyRegistry& registry =
       coldcompress::BuiltinRegistry();
   const PolicySpec spec = Spec(strategy, cache_size);
@@ -213,9 +231,12 @@ int main(int argc, char** argv) {
   double cache_size = 0.25;
   int64_t chunk = 512;
   int threads = 0;
-  std::string device_name = "cpu", dtype_name = "float32";
+  std::string device_name = "cpu", dtype_name = "float32", model_dir;
   std::vector<std::string> run;  // child mode: STRATEGY LENGTH
   coldcompress::bench::AddShapeOptions(app, shape);
+  app.add_option("--model", model_dir,
+                 "a Hugging Face checkpoint directory instead of random "
+                 "weights (its shape replaces the shape flags)");
   app.add_option("--lengths", lengths, "prompt lengths in tokens")
       ->check(CLI::PositiveNumber);
   app.add_option("--strategies", strategies,
@@ -251,23 +272,37 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "--run: bad length \"%s\"\n", run[1].c_str());
       return 2;
     }
-    return RunOne(shape, run[0], cache_size, length, chunk, device, dtype);
+    return RunOne(model_dir, shape, run[0], cache_size, length, chunk, device,
+                  dtype);
   }
 
-  const ModelConfig c = coldcompress::bench::RandomModelConfig(shape, 2);
+  ModelConfig c;
   int64_t params = 0;
   {
-    coldcompress::ModelWeights w =
-        coldcompress::RandomWeights(c, 1, 0, at::TensorOptions().dtype(dtype));
-    for (const auto& [name, t] : w.Named(c)) params += t->numel();
+    absl::StatusOr<std::unique_ptr<LlamaModel>> model =
+        MakeModel(model_dir, shape, 2, at::kCPU, dtype);
+    if (!model.ok()) {
+      std::fprintf(stderr, "--model: %s\n", model.status().ToString().c_str());
+      return 2;
+    }
+    c = (*model)->config();
+    for (const auto& [name, t] : (*model)->weights().Named(c))
+      params += t->numel();
   }
+  shape.layers = c.num_layers;
+  shape.hidden = c.hidden_size;
+  shape.heads = c.num_heads;
+  shape.kv_heads = c.num_kv_heads;
+  shape.intermediate = c.intermediate_size;
+  shape.vocab = c.vocab_size;
   std::printf(
-      "model: %d layers, hidden %d, %d query / %d KV heads of %d, SwiGLU %d, "
-      "vocab %d: %.2fM parameters, %s on %s; prompts in chunks of %lld "
+      "model: %s%d layers, hidden %d, %d query / %d KV heads of %d, SwiGLU "
+      "%d, vocab %d: %.2fM parameters, %s on %s; prompts in chunks of %lld "
       "tokens\n",
-      shape.layers, shape.hidden, shape.heads, shape.kv_heads, c.head_dim,
-      shape.intermediate, shape.vocab, params / 1e6, dtype_name.c_str(),
-      device.str().c_str(), static_cast<long long>(chunk));
+      model_dir.empty() ? "random, " : (model_dir + ", ").c_str(), shape.layers,
+      shape.hidden, shape.heads, shape.kv_heads, c.head_dim, shape.intermediate,
+      shape.vocab, params / 1e6, dtype_name.c_str(), device.str().c_str(),
+      static_cast<long long>(chunk));
   const int64_t m = chunk > 0 ? chunk : 512;
   const double gemm =
       GemmThroughput(m, shape.hidden, shape.intermediate, 5,
@@ -296,6 +331,7 @@ int main(int argc, char** argv) {
                {"--kv_heads", std::to_string(shape.kv_heads)},
                {"--intermediate", std::to_string(shape.intermediate)},
                {"--vocab", std::to_string(shape.vocab)},
+               {"--model", model_dir},
                {"--cache_size", absl::StrCat(cache_size)},
                {"--chunk", std::to_string(chunk)},
                {"--threads", std::to_string(threads)},
