@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 
@@ -74,9 +75,15 @@ class TileThreads {
   TileThreads& operator=(const TileThreads&) = delete;
 };
 
+std::atomic<bool> flash_prompt_attention{true};
+
 }  // namespace
 
-bool FlashPromptApplies(const at::Tensor& q) { return CpuKernelOperand(q); }
+bool FlashPromptApplies(const at::Tensor& q) {
+  return flash_prompt_attention.load() && CpuKernelOperand(q);
+}
+
+void SetFlashPromptAttention(bool on) { flash_prompt_attention.store(on); }
 
 at::Tensor FlashPromptAttention(const at::Tensor& q, const at::Tensor& k,
                                 const at::Tensor& v, int64_t first,

@@ -24,8 +24,13 @@
 namespace coldcompress {
 
 // True when FlashPromptAttention takes q: float32 on the CPU, no autograd,
-// in a build and on a CPU with the decode kernels' threads.
+// in a build and on a CPU with the decode kernels' threads, and the tiles
+// not turned off.
 bool FlashPromptApplies(const at::Tensor& q);
+
+// For benchmarks: false sends every prompt to AttendPrompt's block path
+// (the tiles' predecessor), true (the default) back to the tiles.
+void SetFlashPromptAttention(bool on);
 
 // As AttendPrompt: query rows first..first + n - 1 (q [Hq, n, d]) over keys
 // and values 0..first + n - 1 (k, v [H, first + n, d]); returns [Hq, n, d].

@@ -7,15 +7,16 @@
 #                                 copies the libraries cc-bench needs besides
 #                                 LibTorch (Abseil, nlohmann-json, CLI11) into
 #                                 .gpu-bundle/ (git-ignored, about 8 MB)
-#   scripts/gpu_bench.sh run      on the GPU machine, which needs only CUDA, a
+#   scripts/gpu_bench.sh run [N..] on the GPU machine, which needs only CUDA, a
 #                                 PyTorch with CUDA (its LibTorch:
 #                                 torch.utils.cmake_prefix_path), CMake, ninja
 #                                 and a C++ compiler: builds cc-bench alone
 #                                 and cc-prefill-bench
 #                                 (COLDCOMPRESS_BENCH_ONLY) against them and
-#                                 .gpu-bundle/, then runs the four
-#                                 measurements below (about 6-9 minutes on an
-#                                 H100)
+#                                 .gpu-bundle/, then runs measurements 1-4
+#                                 below (about 6-9 minutes on an H100), or
+#                                 those numbered N (5 only when named: a few
+#                                 minutes more)
 #
 # Measurements (batch 1, bfloat16, 32 layers, hidden 4096, 32 query / 8 KV
 # heads, SwiGLU 14336, vocabulary 128256):
@@ -31,7 +32,9 @@
 #      0.25 prefilling 32k and 64k tokens in chunks of 2,048, each in a fresh
 #      process: seconds, tok/s against the GPU's GEMM throughput, and the
 #      CUDA allocator's peak (docs/long_prompts.md works out the largest
-#      prompt heavy_hitter takes on an 80 GB GPU).
+#      prompt heavy_hitter takes on an 80 GB GPU);
+#   5. heavy_hitter prefilling 131,072 tokens, Llama-3.1's whole context
+#      (about 42 GB on paper).
 # Before its table, each run with CUDA graphs checks them against eager
 # steps (cc-bench exits 1 on a mismatch).
 set -euo pipefail
@@ -64,21 +67,35 @@ run() {
     --heads 32 --kv_heads 8 --intermediate 14336 --vocab 128256)
   local bench=("$BUILD_DIR/server/cc-bench" "${shape[@]}")
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-  echo "== 1. batch 1 at a 4k context, equal capacity (4032 slots)"
-  "${bench[@]}" --context 4000 --steps 128 \
-    --strategies full recent_global heavy_hitter --cache_sizes 4032
-  echo "== 2. recent_global, a 4k cache: 4k context, then 32k context"
-  "${bench[@]}" --context 4032 --steps 64 --strategies recent_global --cache_sizes 4096
-  "${bench[@]}" --context 32704 --steps 64 --strategies recent_global --cache_sizes 4096
-  echo "== 3. the full cache at a 4k context, eager steps (no CUDA graphs)"
-  "${bench[@]}" --context 4000 --steps 64 --strategies full --cuda_graphs off
-  echo "== 4. prefill of 32k and 64k tokens: full cache and heavy_hitter 0.25"
-  "$BUILD_DIR/server/cc-prefill-bench" "${shape[@]}" --lengths 32768 65536 \
-    --strategies full heavy_hitter --chunk 2048
+  local only=" ${*:-1 2 3 4} "
+  if [[ $only == *" 1 "* ]]; then
+    echo "== 1. batch 1 at a 4k context, equal capacity (4032 slots)"
+    "${bench[@]}" --context 4000 --steps 128 \
+      --strategies full recent_global heavy_hitter --cache_sizes 4032
+  fi
+  if [[ $only == *" 2 "* ]]; then
+    echo "== 2. recent_global, a 4k cache: 4k context, then 32k context"
+    "${bench[@]}" --context 4032 --steps 64 --strategies recent_global --cache_sizes 4096
+    "${bench[@]}" --context 32704 --steps 64 --strategies recent_global --cache_sizes 4096
+  fi
+  if [[ $only == *" 3 "* ]]; then
+    echo "== 3. the full cache at a 4k context, eager steps (no CUDA graphs)"
+    "${bench[@]}" --context 4000 --steps 64 --strategies full --cuda_graphs off
+  fi
+  if [[ $only == *" 4 "* ]]; then
+    echo "== 4. prefill of 32k and 64k tokens: full cache and heavy_hitter 0.25"
+    "$BUILD_DIR/server/cc-prefill-bench" "${shape[@]}" --lengths 32768 65536 \
+      --strategies full heavy_hitter --chunk 2048
+  fi
+  if [[ $only == *" 5 "* ]]; then
+    echo "== 5. prefill of 131,072 tokens (Llama-3.1's context) under heavy_hitter 0.25"
+    "$BUILD_DIR/server/cc-prefill-bench" "${shape[@]}" --lengths 131072 \
+      --strategies heavy_hitter --chunk 2048
+  fi
 }
 
 case "${1:-}" in
   bundle) bundle ;;
-  run) run ;;
-  *) sed -n '2,36p' "$0"; exit 2 ;;
+  run) shift; run "$@" ;;
+  *) sed -n '2,39p' "$0"; exit 2 ;;
 esac

@@ -8,13 +8,15 @@
 # 512 tokens) and node-llama-cpp's prebuilt CPU llama.cpp (npm), with its
 # flash attention off (its default) and on.
 #   scripts/prefill_vs_llama_cpp.sh [TOKENS (1024)] [RUNS (3)]
-#   THREADS (default: every core) sets both sides' threads.
+#   THREADS (default: every online core) sets both sides' threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 TOKENS=${1:-1024}
 RUNS=${2:-3}
-THREADS=${THREADS:-$(nproc)}
+THREADS=${THREADS:-$(getconf _NPROCESSORS_ONLN)}
+# OpenBLAS (our prompt's products) reads these; the same count for both.
+export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
 TARGETS="cc-make-checkpoint cc-prefill-bench" scripts/build.sh >/dev/null
 work=$BUILD_DIR/llama_cpp
 model=$work/llama77m

@@ -13,13 +13,12 @@
 //   cc-prefill-bench --device cuda --dtype bfloat16 ... (scripts/gpu_bench.sh)
 //
 // Every (strategy, length) runs in a process of its own (this program again,
-// with --run), so the peak resident memory it reports (the child's
-// getrusage) is that prefill's alone; on a GPU, the peak of LibTorch's CUDA
-// allocator is reported too.
+// with --run), so the peak resident memory it reports (the child's VmHWM)
+// is that prefill's alone; on a GPU, the peak of LibTorch's CUDA allocator
+// is reported too.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <spawn.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +35,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "policies/cpu_kernels.h"
+#include "policies/flash_attention.h"
 #include "policies/layer_plan.h"
 #include "policies/registry.h"
 #include "server/model/cuda.h"
@@ -121,8 +121,23 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> MakeModel(
       device);
 }
 
-// The child: one prefill, its seconds on stdout (and the CUDA allocator's
-// peak bytes on a GPU).
+// This process's peak resident memory in bytes (VmHWM), 0 if unknown. Its
+// own figure: a spawned child's rusage also counts its parent's pages from
+// before the exec.
+int64_t PeakRss() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  long long kb = 0;
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    if (std::sscanf(line, "VmHWM: %lld kB", &kb) == 1) break;
+  }
+  std::fclose(f);
+  return kb * 1024;
+}
+
+// The child: one prefill; its seconds, peak resident bytes and (on a GPU)
+// the CUDA allocator's peak bytes on stdout.
 int RunOne(const std::string& model_dir, const Shape& shape,
            const std::string& strategy, double cache_size, int64_t length,
            int64_t chunk, at::Device device, at::ScalarType dtype) {
@@ -163,7 +178,7 @@ int RunOne(const std::string& model_dir, const Shape& shape,
   const double seconds = Seconds(t0);
   const absl::StatusOr<coldcompress::DeviceMemory> memory =
       coldcompress::CudaAllocatorMemory(device);
-  std::printf("%.6f %lld\n", seconds,
+  std::printf("%.6f %lld %lld\n", seconds, static_cast<long long>(PeakRss()),
               static_cast<long long>(memory.ok() ? memory->peak_allocated : 0));
   return 0;
 }
@@ -175,7 +190,7 @@ struct Measured {
   int64_t device_peak = 0;  // bytes (CUDA allocator), 0 on the CPU
 };
 
-// This program again with --run for one prefill: its output and rusage.
+// This program again with --run for one prefill: what it measured.
 Measured RunChild(const std::vector<std::string>& args) {
   Measured m;
   int out[2];
@@ -203,13 +218,13 @@ Measured RunChild(const std::vector<std::string>& args) {
     text.append(buffer, static_cast<size_t>(n));
   close(out[0]);
   int status = 0;
-  rusage usage{};
-  wait4(pid, &status, 0, &usage);
-  long long device_peak = 0;
+  waitpid(pid, &status, 0);
+  long long peak_rss = 0, device_peak = 0;
   m.ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
-         std::sscanf(text.c_str(), "%lf %lld", &m.seconds, &device_peak) == 2;
+         std::sscanf(text.c_str(), "%lf %lld %lld", &m.seconds, &peak_rss,
+                     &device_peak) == 3;
+  m.peak_rss = peak_rss;
   m.device_peak = device_peak;
-  m.peak_rss = static_cast<int64_t>(usage.ru_maxrss) * 1024;
   return m;
 }
 
@@ -231,7 +246,8 @@ int main(int argc, char** argv) {
   double cache_size = 0.25;
   int64_t chunk = 512;
   int threads = 0;
-  std::string device_name = "cpu", dtype_name = "float32", model_dir;
+  std::string device_name = "cpu", dtype_name = "float32", model_dir,
+              prompt_attention = "tiles";
   std::vector<std::string> run;  // child mode: STRATEGY LENGTH
   coldcompress::bench::AddShapeOptions(app, shape);
   app.add_option("--model", model_dir,
@@ -253,6 +269,11 @@ int main(int argc, char** argv) {
   app.add_option("--device", device_name, "cpu, cuda or cuda:N");
   app.add_option("--dtype", dtype_name, "float32, bfloat16 or float16")
       ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
+  app.add_option("--prompt_attention", prompt_attention,
+                 "the CPU's float32 prompt attention: tiles (online softmax, "
+                 "the default) or blocks (blocks of whole rows: the tiles' "
+                 "predecessor, to compare)")
+      ->check(CLI::IsMember({"tiles", "blocks"}));
   app.add_option("--run", run, "(internal) one prefill: STRATEGY LENGTH")
       ->expected(2);
   CLI11_PARSE(app, argc, argv);
@@ -266,6 +287,7 @@ int main(int argc, char** argv) {
         static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(1);  // as the server's scheduler does
   coldcompress::SetFewRowsThreads(threads);
+  coldcompress::SetFlashPromptAttention(prompt_attention == "tiles");
   if (!run.empty()) {
     int64_t length = 0;
     if (!absl::SimpleAtoi(run[1], &length) || length < 1) {
@@ -298,19 +320,23 @@ int main(int argc, char** argv) {
   std::printf(
       "model: %s%d layers, hidden %d, %d query / %d KV heads of %d, SwiGLU "
       "%d, vocab %d: %.2fM parameters, %s on %s; prompts in chunks of %lld "
-      "tokens\n",
+      "tokens; attention in %s\n",
       model_dir.empty() ? "random, " : (model_dir + ", ").c_str(), shape.layers,
       shape.hidden, shape.heads, shape.kv_heads, c.head_dim, shape.intermediate,
       shape.vocab, params / 1e6, dtype_name.c_str(), device.str().c_str(),
-      static_cast<long long>(chunk));
-  const int64_t m = chunk > 0 ? chunk : 512;
-  const double gemm =
-      GemmThroughput(m, shape.hidden, shape.intermediate, 5,
-                     at::TensorOptions().dtype(dtype).device(device));
+      static_cast<long long>(chunk),
+      device.is_cpu() && dtype == at::kFloat && prompt_attention == "tiles"
+          ? "tiles"
+          : "blocks of rows");
+  // A square product large enough to reach the BLAS's (or the GPU's) peak.
+  const int64_t side = device.is_cpu() ? 2048 : 8192;
+  const double gemm = GemmThroughput(
+      side, side, side, 5, at::TensorOptions().dtype(dtype).device(device));
   std::printf(
-      "GEMM throughput ([%lld x %d] x [%d x %d], %s, best of 5): %.1f "
-      "GFLOP/s\n\n",
-      static_cast<long long>(m), shape.hidden, shape.hidden, shape.intermediate,
+      "GEMM throughput ([%lld x %lld] x [%lld x %lld], %s, best of 5): "
+      "%.1f GFLOP/s\n\n",
+      static_cast<long long>(side), static_cast<long long>(side),
+      static_cast<long long>(side), static_cast<long long>(side),
       device.is_cpu() ? "the BLAS on every core" : "on the device", gemm / 1e9);
   std::printf(
       "| strategy | cache | prompt | prefill s | tok/s | GFLOP/s | of GEMM | "
@@ -332,6 +358,7 @@ int main(int argc, char** argv) {
                {"--intermediate", std::to_string(shape.intermediate)},
                {"--vocab", std::to_string(shape.vocab)},
                {"--model", model_dir},
+               {"--prompt_attention", prompt_attention},
                {"--cache_size", absl::StrCat(cache_size)},
                {"--chunk", std::to_string(chunk)},
                {"--threads", std::to_string(threads)},

@@ -143,6 +143,13 @@ std::vector<Case> Cases() {
            r.mutable_prompt_token_ids()->add_ids(7);
        }),
        kInvalid, "leave no room in the model's context length 2048"},
+      {"prompt fills the context under heavy_hitter", Gen([](r_t& r) {
+         for (int i = 0; i < 2100; ++i)
+           r.mutable_prompt_token_ids()->add_ids(7);
+         r.mutable_cache()->add_strategy("heavy_hitter");
+         r.mutable_cache()->add_max_cache_length(0.25);
+       }),
+       kInvalid, "prompt: 2103 prompt tokens leave no room"},
       {"text prompt over the context", Gen([](r_t& r) {
          std::string text;
          for (int i = 0; i < 3000; ++i)
