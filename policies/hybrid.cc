@@ -95,6 +95,13 @@ absl::StatusOr<Strategy> ParseStrategy(const HybridStrategySpec& spec,
   return s;
 }
 
+absl::Status CheckMinRecovery(const PolicySpec& spec) {
+  if (spec.min_recovery_frac >= 0 && spec.min_recovery_frac <= 1)
+    return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "min_recovery_frac must be in [0, 1], got ", spec.min_recovery_frac));
+}
+
 absl::StatusOr<std::vector<Strategy>> ParseStrategies(const PolicySpec& spec) {
   if (spec.hybrid_strategies.empty()) {
     return absl::InvalidArgumentError(
@@ -102,7 +109,7 @@ absl::StatusOr<std::vector<Strategy>> ParseStrategies(const PolicySpec& spec) {
         "list should end "
         "with full)");
   }
-  if (absl::Status st = CheckHybridFields(spec); !st.ok()) return st;
+  if (absl::Status st = CheckMinRecovery(spec); !st.ok()) return st;
   std::vector<Strategy> out;
   for (size_t i = 0; i < spec.hybrid_strategies.size(); ++i) {
     absl::StatusOr<Strategy> s = ParseStrategy(spec.hybrid_strategies[i], i);
@@ -115,18 +122,8 @@ absl::StatusOr<std::vector<Strategy>> ParseStrategies(const PolicySpec& spec) {
 }  // namespace
 
 absl::Status CheckHybridFields(const PolicySpec& spec) {
-  if (!(spec.min_recovery_frac >= 0 && spec.min_recovery_frac <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "min_recovery_frac must be in [0, 1], got ", spec.min_recovery_frac));
-  }
-  for (size_t i = 0; i < spec.hybrid_strategies.size(); ++i) {
-    if (absl::StatusOr<Strategy> s =
-            ParseStrategy(spec.hybrid_strategies[i], i);
-        !s.ok()) {
-      return s.status();
-    }
-  }
-  return absl::OkStatus();
+  if (spec.hybrid_strategies.empty()) return CheckMinRecovery(spec);
+  return ParseStrategies(spec).status();
 }
 
 namespace {
@@ -146,8 +143,10 @@ class HybridPolicy final : public Policy {
         chosen_(c.num_heads, 0),
         special_(c.num_heads, std::vector<bool>(c.layer->capacity, false)),
         punc_(c.num_heads, std::vector<bool>(c.layer->capacity, false)) {
-    for (const Strategy& s : strategies_)
+    for (const Strategy& s : strategies_) {
       uses_history_ = uses_history_ || s.heavy_hitter;
+      uses_window_ = uses_window_ || s.window;
+    }
     if (uses_history_) {
       const auto opts = at::TensorOptions().device(c.device);
       num_ = at::zeros({c.num_heads, capacity_, kHistoryWindow},
@@ -158,7 +157,8 @@ class HybridPolicy final : public Policy {
 
   bool head_specific() const override { return true; }
   bool needs_attention() const override { return true; }
-  bool needs_prompt_rows() const override { return true; }
+  // Only a window's band needs the prompt's rows (Recoveries).
+  bool needs_prompt_rows() const override { return uses_window_; }
 
   // Profiling (policies.md 3.7): choose each head's strategy on the prompt's
   // attention with budget base T = S, keep its last-row set with T = L.
@@ -352,9 +352,9 @@ class HybridPolicy final : public Policy {
   }
 
   // R[h][k] = mean_i sum_j A[i, j] * M_k[i, j] with T = S for every head h
-  // and strategy k, in one visit of the prompt's attention rows: M_k is
-  // strategy k's column set (which needs only the received sums) and, with
-  // a window of width w, the band i - w < j <= i.
+  // and strategy k. M_k is strategy k's column set, whose share is its dot
+  // product with the received sums, and, with a window of width w, the band
+  // i - w < j <= i outside it, summed in one visit of the prompt's rows.
   std::vector<std::vector<double>> Recoveries(const PromptAttention& attention,
                                               const at::Tensor& cum,
                                               int64_t len) const {
@@ -373,20 +373,28 @@ class HybridPolicy final : public Policy {
                             .to(at::kDouble);
       }
     }
+    // The column set's part needs no rows: sum_i sum_j A[i, j] col[j] is
+    // col . received.
     std::vector<std::vector<double>> sums(heads, std::vector<double>(n, 0.0));
-    attention.ForEachRows([&](int64_t first, const at::Tensor& rows) {
-      const at::Tensor a = rows.to(at::kDouble);  // [H, m, Sk]
-      for (int64_t head = 0; head < heads; ++head) {
-        for (size_t k = 0; k < n; ++k) {
-          if (strategies_[k].full) continue;
-          const at::Tensor col = cols[head][k].narrow(0, 0, a.size(2));
-          at::Tensor per_row = at::matmul(a[head], col);  // [m]
-          if (widths[k] > 0)
-            per_row = per_row + Band(a[head], col, first, widths[k]);
-          sums[head][k] += per_row.sum().item<double>();
-        }
+    for (int64_t head = 0; head < heads; ++head) {
+      for (size_t k = 0; k < n; ++k) {
+        if (strategies_[k].full) continue;
+        sums[head][k] =
+            at::dot(cols[head][k], attention.received()[head]).item<double>();
       }
-    });
+    }
+    if (uses_window_) {
+      attention.ForEachRows([&](int64_t first, const at::Tensor& rows) {
+        for (int64_t head = 0; head < heads; ++head) {
+          for (size_t k = 0; k < n; ++k) {
+            if (widths[k] == 0) continue;
+            const at::Tensor col = cols[head][k].narrow(0, 0, rows.size(2));
+            sums[head][k] +=
+                Band(rows[head], col, first, widths[k]).sum().item<double>();
+          }
+        }
+      });
+    }
     std::vector<std::vector<double>> out(heads, std::vector<double>(n, 1.0));
     for (int64_t head = 0; head < heads; ++head) {
       for (size_t k = 0; k < n; ++k) {
@@ -397,16 +405,16 @@ class HybridPolicy final : public Policy {
     return out;
   }
 
-  // [m]: for rows i = first..first + m - 1 of a [m, Sk], the attention in
-  // the band i - w < j <= i outside the column set, by prefix sums over the
-  // columns the rows' bands span.
+  // [m] float64: for rows i = first..first + m - 1 of a [m, Sk], the
+  // attention in the band i - w < j <= i outside the column set, by prefix
+  // sums over the columns the rows' bands span.
   static at::Tensor Band(const at::Tensor& a, const at::Tensor& col,
                          int64_t first, int64_t w) {
     const int64_t m = a.size(0), sk = a.size(1);
     const int64_t lo = std::max<int64_t>(0, first - w + 1);
-    const at::Tensor prefix =
-        (a.narrow(1, lo, sk - lo) * (1 - col.narrow(0, lo, sk - lo)))
-            .cumsum(1);  // column lo + c
+    const at::Tensor prefix = (a.narrow(1, lo, sk - lo).to(at::kDouble) *
+                               (1 - col.narrow(0, lo, sk - lo)))
+                                  .cumsum(1);  // column lo + c
     const at::Tensor rows =
         at::arange(first, first + m,
                    at::TensorOptions().dtype(at::kLong).device(a.device()));
@@ -473,8 +481,9 @@ class HybridPolicy final : public Policy {
   std::vector<std::vector<bool>> punc_;
   std::vector<bool> prompt_special_, prompt_punc_;
   bool uses_history_ = false;
-  at::Tensor num_;    // [H, L, 400]
-  at::Tensor denom_;  // [H, L]
+  bool uses_window_ = false;  // some strategy has a window
+  at::Tensor num_;            // [H, L, 400]
+  at::Tensor denom_;          // [H, L]
   int64_t ctr_ = 0;
 };
 
