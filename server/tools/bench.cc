@@ -189,9 +189,8 @@ int main(int argc, char** argv) {
       "to the measured memory-bandwidth roofline"};
   coldcompress::bench::Shape shape;
   int64_t context = 2048, steps = 64, rounds = 8;
-  int threads = 0;
-  std::string device_name = "cpu", dtype_name = "float32", cpu_kernels = "auto",
-              cuda_graphs = "on";
+  coldcompress::bench::TargetFlags target_flags;
+  std::string cpu_kernels = "auto", cuda_graphs = "on";
   std::vector<std::string> strategies = {"full", "recent_global", "l2",
                                          "heavy_hitter"};
   std::vector<double> cache_sizes = {0.25};
@@ -208,10 +207,10 @@ int main(int argc, char** argv) {
   app.add_option("--cache_sizes", cache_sizes,
                  "per compressing strategy: fractions of the sequence (<= 1) "
                  "or token counts (> 1)");
-  app.add_option("--threads", threads,
-                 "threads of the decode steps' matrix products (0: every "
-                 "core), as the server's `threads`");
-  app.add_option("--device", device_name, "cpu, cuda or cuda:N");
+  coldcompress::bench::AddTargetOptions(
+      app, target_flags,
+      "threads of the decode steps' matrix products (0: every core), as the "
+      "server's `threads`");
   app.add_option("--cpu_kernels", cpu_kernels,
                  "instruction set of the CPU decode kernels: auto (the widest "
                  "the CPU has), avx2 or avx512 (the same results)")
@@ -221,21 +220,18 @@ int main(int argc, char** argv) {
                  "(checked first against eager steps), as the server's "
                  "`cuda_graphs`")
       ->check(CLI::IsMember({"on", "off"}));
-  app.add_option("--dtype", dtype_name, "float32, bfloat16 or float16")
-      ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
   app.add_option("--sessions", sessions,
                  "sessions decoded together in one batched step, each with "
                  "its own cache (a row per count)")
       ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
   const std::optional<coldcompress::bench::Target> target =
-      coldcompress::bench::ParseTarget(device_name, dtype_name, shape);
+      coldcompress::bench::ParseTarget(target_flags, shape);
   if (!target) return 2;
   const at::Device device = target->device;
   const at::ScalarType dtype = target->dtype;
-  if (threads <= 0)
-    threads =
-        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = target->threads;
+  const std::string& dtype_name = target_flags.dtype;
   if (cpu_kernels != "auto" &&
       !coldcompress::SetCpuKernelIsa(cpu_kernels == "avx512"
                                          ? coldcompress::CpuKernelIsa::kAvx512
@@ -244,8 +240,7 @@ int main(int argc, char** argv) {
                  cpu_kernels.c_str());
     return 2;
   }
-  at::set_num_threads(1);  // as the server's scheduler does
-  coldcompress::SetFewRowsThreads(threads);
+  coldcompress::bench::UseSchedulerThreads(threads);
 
   const ModelConfig c =
       coldcompress::bench::RandomModelConfig(shape, context + steps + 1);

@@ -1,8 +1,13 @@
 #include "server/tools/bench_common.h"
 
+#include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <thread>
+
+#include "policies/cpu_kernels.h"
 
 namespace coldcompress::bench {
 
@@ -34,23 +39,31 @@ ModelConfig RandomModelConfig(const Shape& shape, int64_t max_positions) {
   return c;
 }
 
-std::optional<Target> ParseTarget(const std::string& device_name,
-                                  const std::string& dtype_name,
+void AddTargetOptions(CLI::App& app, TargetFlags& flags,
+                      const std::string& threads_help) {
+  app.add_option("--threads", flags.threads, threads_help)
+      ->check(CLI::Range(0, 4096));
+  app.add_option("--device", flags.device, "cpu, cuda or cuda:N");
+  app.add_option("--dtype", flags.dtype, "float32, bfloat16 or float16")
+      ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
+}
+
+std::optional<Target> ParseTarget(const TargetFlags& flags,
                                   const Shape& shape) {
   std::optional<at::Device> device;
   try {
-    device = at::Device(device_name);
+    device = at::Device(flags.device);
   } catch (const c10::Error&) {
     std::fprintf(stderr,
                  "--device: \"%s\" is not a device (cpu, cuda or cuda:N)\n",
-                 device_name.c_str());
+                 flags.device.c_str());
     return std::nullopt;
   }
   if (device->is_cuda() && !at::hasCUDA()) {
     std::fprintf(stderr,
                  "--device: %s, but this LibTorch was built without CUDA or "
                  "sees no GPU\n",
-                 device_name.c_str());
+                 flags.device.c_str());
     return std::nullopt;
   }
   if (shape.hidden % shape.heads != 0 || shape.heads % shape.kv_heads != 0) {
@@ -61,10 +74,19 @@ std::optional<Target> ParseTarget(const std::string& device_name,
   }
   Target target;
   target.device = *device;
-  target.dtype = dtype_name == "bfloat16"  ? at::kBFloat16
-                 : dtype_name == "float16" ? at::kHalf
-                                           : at::kFloat;
+  target.dtype = flags.dtype == "bfloat16"  ? at::kBFloat16
+                 : flags.dtype == "float16" ? at::kHalf
+                                            : at::kFloat;
+  target.threads =
+      flags.threads > 0
+          ? flags.threads
+          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   return target;
+}
+
+void UseSchedulerThreads(int threads) {
+  at::set_num_threads(1);
+  SetFewRowsThreads(threads);
 }
 
 }  // namespace coldcompress::bench

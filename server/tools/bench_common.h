@@ -33,16 +33,28 @@ void AddShapeOptions(CLI::App& app, Shape& shape);
 // embeddings) for sequences of up to `max_positions` tokens.
 ModelConfig RandomModelConfig(const Shape& shape, int64_t max_positions);
 
-// --device and --dtype as given, checked: nullopt (after saying why on
-// stderr) for a device LibTorch does not know, CUDA without a CUDA LibTorch
-// or GPU, or a shape whose heads do not divide.
+// --device, --dtype and --threads as given.
+struct TargetFlags {
+  std::string device = "cpu";
+  std::string dtype = "float32";
+  int threads = 0;  // the CPU kernels' threads; 0: every core
+};
+void AddTargetOptions(CLI::App& app, TargetFlags& flags,
+                      const std::string& threads_help);
+
+// The flags checked: nullopt (after saying why on stderr) for a device
+// LibTorch does not know, CUDA without a CUDA LibTorch or GPU, or a shape
+// whose heads do not divide. threads 0 becomes every core.
 struct Target {
   at::Device device = at::kCPU;
   at::ScalarType dtype = at::kFloat;
+  int threads = 1;
 };
-std::optional<Target> ParseTarget(const std::string& device_name,
-                                  const std::string& dtype_name,
-                                  const Shape& shape);
+std::optional<Target> ParseTarget(const TargetFlags& flags, const Shape& shape);
+
+// The CPU's threads as the server's scheduler sets them: LibTorch's own
+// operations on the calling thread, the kernels' products on `threads`.
+void UseSchedulerThreads(int threads);
 
 }  // namespace coldcompress::bench
 

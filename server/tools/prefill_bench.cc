@@ -245,9 +245,8 @@ int main(int argc, char** argv) {
                                          "debug_heavy_hitter"};
   double cache_size = 0.25;
   int64_t chunk = 512;
-  int threads = 0;
-  std::string device_name = "cpu", dtype_name = "float32", model_dir,
-              prompt_attention = "tiles";
+  coldcompress::bench::TargetFlags target_flags;
+  std::string model_dir, prompt_attention = "tiles";
   std::vector<std::string> run;  // child mode: STRATEGY LENGTH
   coldcompress::bench::AddShapeOptions(app, shape);
   app.add_option("--model", model_dir,
@@ -264,11 +263,10 @@ int main(int argc, char** argv) {
   app.add_option("--chunk", chunk,
                  "prompt tokens a forward, as the server's "
                  "prefill_chunk_tokens (0: the whole prompt at once)");
-  app.add_option("--threads", threads,
-                 "threads of the CPU's matrix products (0: every core)");
-  app.add_option("--device", device_name, "cpu, cuda or cuda:N");
-  app.add_option("--dtype", dtype_name, "float32, bfloat16 or float16")
-      ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
+  coldcompress::bench::AddTargetOptions(
+      app, target_flags,
+      "threads of the CPU kernels and prompt attention tiles (0: every "
+      "core)");
   app.add_option("--prompt_attention", prompt_attention,
                  "the CPU's float32 prompt attention: tiles (online softmax, "
                  "the default) or blocks (blocks of whole rows: the tiles' "
@@ -278,15 +276,14 @@ int main(int argc, char** argv) {
       ->expected(2);
   CLI11_PARSE(app, argc, argv);
   const std::optional<coldcompress::bench::Target> target =
-      coldcompress::bench::ParseTarget(device_name, dtype_name, shape);
+      coldcompress::bench::ParseTarget(target_flags, shape);
   if (!target) return 2;
   const at::Device device = target->device;
   const at::ScalarType dtype = target->dtype;
-  if (threads <= 0)
-    threads =
-        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  at::set_num_threads(1);  // as the server's scheduler does
-  coldcompress::SetFewRowsThreads(threads);
+  const int threads = target->threads;
+  const std::string& device_name = target_flags.device;
+  const std::string& dtype_name = target_flags.dtype;
+  coldcompress::bench::UseSchedulerThreads(threads);
   coldcompress::SetFlashPromptAttention(prompt_attention == "tiles");
   if (!run.empty()) {
     int64_t length = 0;
