@@ -20,7 +20,6 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 struct Geometry {
   int64_t g = 1;      // query heads per KV head
-  int64_t n = 0;      // query rows
   int64_t d = 0;      // head dim
   int64_t first = 0;  // position of query row 0
   int64_t rows = 1;   // query rows of a tile (per query head)
@@ -93,7 +92,6 @@ at::Tensor FlashPromptAttention(const at::Tensor& q, const at::Tensor& k,
               first, "..", first + n - 1);
   Geometry geo;
   geo.g = hq / h;
-  geo.n = n;
   geo.d = q.size(2);
   geo.first = first;
   geo.rows = std::max<int64_t>(1, kTileRows / geo.g);

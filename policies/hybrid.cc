@@ -73,9 +73,9 @@ absl::StatusOr<Strategy> ParseStrategy(const HybridStrategySpec& spec,
       !st.ok()) {
     return st;
   }
+  // The fractions given are in range (above); these parts need theirs.
   if (s.window) {
-    if (!spec.recent_window ||
-        !(*spec.recent_window > 0 && *spec.recent_window <= 1)) {
+    if (!spec.recent_window) {
       return absl::InvalidArgumentError(absl::StrCat(
           field,
           ".recent_window must be a fraction in (0, 1] for a window strategy"));
@@ -83,8 +83,7 @@ absl::StatusOr<Strategy> ParseStrategy(const HybridStrategySpec& spec,
     s.frac_w = *spec.recent_window;
   }
   if (s.heavy_hitter) {
-    if (!spec.heavy_hitter_frac ||
-        !(*spec.heavy_hitter_frac > 0 && *spec.heavy_hitter_frac <= 1)) {
+    if (!spec.heavy_hitter_frac) {
       return absl::InvalidArgumentError(
           absl::StrCat(field,
                        ".heavy_hitter_frac must be a fraction in (0, 1] for a "
