@@ -34,8 +34,10 @@ using nlohmann::json;
 
 struct Flags {
   std::string out;
-  int layers = 4, hidden = 128, heads = 4, kv_heads = 2, intermediate = 384;
-  int vocab = 2048;
+  int layers = 4, hidden = 128, heads = 4, kv_heads = 4, intermediate = 384;
+  int vocab = 3072;
+  bool number_pieces = true;  // numbers in 1-3-digit pieces, as Llama-3
+  double context_loss = 0;    // weight of the prompt tokens' mean loss
   int64_t steps = 4000;
   int batch = 8;
   double lr = 1e-3, weight_decay = 0.1, warmup = 100;
@@ -46,6 +48,7 @@ struct Flags {
   uint64_t seed = 1;
   int save_every = 100;
   int threads = 0;
+  std::string device = "cpu";
   int dump = 0;          // print this many training sequences and exit
   std::string dump_bin;  // or write them to this file
   std::vector<std::string> mixture;  // NAME=WEIGHT overrides
@@ -70,19 +73,58 @@ int Run(const std::vector<std::string>& args, const fs::path& dir) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// Every string of one to three digits, bare and after a space ("\u2581"),
+// for spm_train's --user_defined_symbols: SentencePiece matches those
+// greedily, longest first, so " 1899280" becomes "\u2581189" "928" "0", the
+// digit groups of Llama-3's pre-tokenizer (\p{N}{1,3} from the left) with
+// the space before a number kept on its first group. That space is part of
+// the number's first token, so the token after "... is" is already the
+// number: the answer is retrieved at the prompt's last position, as an LLM
+// retrieves it there (docs/default_model.md).
+std::string NumberPieces() {
+  std::string out;
+  for (const char* prefix : {"", "\u2581"}) {
+    for (int width = 1; width <= 3; ++width) {
+      int count = 1;
+      for (int i = 0; i < width; ++i) count *= 10;
+      for (int n = 0; n < count; ++n) {
+        char piece[16];
+        std::snprintf(piece, sizeof(piece), "%s%0*d", prefix, width, n);
+        if (!out.empty()) out += ",";
+        out += piece;
+      }
+    }
+  }
+  return out;
+}
+
 bool TrainTokenizer(const fs::path& dir, const Flags& f) {
   const fs::path corpus = dir / "corpus.txt";
   std::ofstream(corpus) << coldcompress::TokenizerCorpus(f.seed, 1 << 20);
   // Relative paths: the model file records them, and the same seed must
   // give the same bytes wherever the model is trained.
-  const int rc =
-      Run({"spm_train", "--input=corpus.txt", "--model_prefix=tokenizer",
-           "--vocab_size=" + std::to_string(f.vocab), "--model_type=bpe",
-           "--byte_fallback=true", "--character_coverage=1.0",
-           "--split_digits=true", "--unk_id=0", "--bos_id=1", "--eos_id=2",
-           "--pad_id=-1", "--num_threads=1", "--minloglevel=2",
-           "--input_sentence_size=100000", "--shuffle_input_sentence=false"},
-          dir);
+  std::vector<std::string> args = {"spm_train",
+                                   "--input=corpus.txt",
+                                   "--model_prefix=tokenizer",
+                                   "--vocab_size=" + std::to_string(f.vocab),
+                                   "--model_type=bpe",
+                                   "--byte_fallback=true",
+                                   "--character_coverage=1.0",
+                                   "--unk_id=0",
+                                   "--bos_id=1",
+                                   "--eos_id=2",
+                                   "--pad_id=-1",
+                                   "--num_threads=1",
+                                   "--minloglevel=2",
+                                   "--input_sentence_size=100000",
+                                   "--shuffle_input_sentence=false"};
+  if (f.number_pieces) {
+    args.push_back("--split_digits=false");
+    args.push_back("--user_defined_symbols=" + NumberPieces());
+  } else {
+    args.push_back("--split_digits=true");
+  }
+  const int rc = Run(args, dir);
   fs::remove(corpus);
   fs::remove(dir / "tokenizer.vocab");
   return rc == 0;
@@ -105,6 +147,14 @@ ModelConfig Config(const Flags& f, int vocab_size) {
   c.bos_token_id = 1;
   c.eos_token_ids = {2};
   return c;
+}
+
+// A copy of `weights` on the CPU, for writing a checkpoint.
+ModelWeights OnCpu(ModelWeights weights, const ModelConfig& config) {
+  for (auto& [name, tensor] : weights.Named(config))
+    *tensor = tensor->detach().to(at::kCPU);
+  weights.lm_head = weights.embed;
+  return weights;
 }
 
 std::string Clock(double seconds) {
@@ -130,6 +180,13 @@ int main(int argc, char** argv) {
   app.add_option("--kv_heads", f.kv_heads);
   app.add_option("--intermediate", f.intermediate);
   app.add_option("--vocab", f.vocab, "SentencePiece vocabulary size");
+  app.add_option("--number_pieces", f.number_pieces,
+                 "tokenizer: numbers in pieces of 1-3 digits from the left, "
+                 "as Llama-3's, the first after a space with the space (2220 "
+                 "of the pieces); false: one digit a piece");
+  app.add_option("--context_loss", f.context_loss,
+                 "weight of each sequence's mean loss on its prompt tokens, "
+                 "next to the mean loss on its answer (0: answers only)");
   app.add_option("--steps", f.steps);
   app.add_option("--batch", f.batch, "sequences per step");
   app.add_option("--lr", f.lr, "peak learning rate (cosine decay to 10%)");
@@ -148,6 +205,11 @@ int main(int argc, char** argv) {
                  "fraction of the steps over which the longest context grows");
   app.add_option("--seed", f.seed);
   app.add_option("--save_every", f.save_every, "steps between checkpoints");
+  app.add_option("--device", f.device,
+                 "cpu, or cuda (a LibTorch with CUDA): where the model trains; "
+                 "the weights start the same (made on the CPU) and the "
+                 "checkpoints are written from the CPU either way")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--threads", f.threads,
                  "LibTorch intra-op threads (0: its default; BLAS uses every "
                  "core regardless)");
@@ -169,6 +231,11 @@ int main(int argc, char** argv) {
   // LibTorch every core as well oversubscribes them (2.7x slower measured
   // on 2 cores).
   if (f.threads > 0) torch::set_num_threads(f.threads);
+  const at::Device device = f.device == "cuda" ? at::kCUDA : at::kCPU;
+  if (device.is_cuda() && !torch::cuda::is_available()) {
+    std::cerr << "--device cuda: this LibTorch sees no CUDA device\n";
+    return 2;
+  }
 
   const fs::path out(f.out), state = fs::path(f.out) / "train_state";
   fs::create_directories(state);
@@ -213,9 +280,12 @@ int main(int argc, char** argv) {
   ModelWeights weights;
   if (from.empty()) {
     weights = RandomWeights(config, f.seed, f.init_std);
+    for (auto& [name, tensor] : weights.Named(config))
+      *tensor = tensor->to(device);
+    weights.lm_head = weights.embed;  // tied
   } else {
     absl::StatusOr<ModelWeights> loaded =
-        coldcompress::LoadModelWeights(from, config, at::kFloat, at::kCPU);
+        coldcompress::LoadModelWeights(from, config, at::kFloat, device);
     if (!loaded.ok()) {
       std::cerr << (resuming ? "cannot resume: " : "--init: ")
                 << loaded.status().message() << "\n";
@@ -230,12 +300,12 @@ int main(int argc, char** argv) {
     tensor->set_requires_grad(true);
     params.push_back(*tensor);
   }
-  coldcompress::LlamaModel model(config, weights, at::kCPU);
+  coldcompress::LlamaModel model(config, weights, device);
   torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(f.lr)
                                             .betas({0.9, 0.95})
                                             .weight_decay(f.weight_decay));
   if (start_step > 0 && fs::exists(state / "optimizer.pt"))
-    torch::load(optimizer, (state / "optimizer.pt").string());
+    torch::load(optimizer, (state / "optimizer.pt").string(), device);
 
   coldcompress::MixtureOptions mixture_options;
   mixture_options.seed = f.seed;
@@ -272,7 +342,7 @@ int main(int argc, char** argv) {
     std::string text;
     bool in = false;
     for (size_t t = 1; t < s->tokens.size(); ++t) {
-      const bool scored = s->target[t - 1] != 0;
+      const bool scored = s->target[t - 1] == coldcompress::kAnswer;
       if (scored != in) text += scored ? "[[" : "]]";
       in = scored;
       text += (*tokenizer)->Decode({s->tokens[t]}, false);
@@ -293,7 +363,7 @@ int main(int argc, char** argv) {
   // about its training.
   auto write_out = [&](const json& progress) {
     torch::NoGradGuard no_grad;
-    ModelWeights copy = weights;
+    ModelWeights copy = OnCpu(weights, config);
     if (absl::Status s =
             coldcompress::WriteCheckpoint(f.out, config, copy, at::kFloat, 1);
         !s.ok()) {
@@ -313,6 +383,8 @@ int main(int argc, char** argv) {
                     {"max_context", f.max_context},
                     {"curriculum", f.curriculum},
                     {"seed", f.seed},
+                    {"context_loss", f.context_loss},
+                    {"number_pieces", f.number_pieces},
                     {"threads", torch::get_num_threads()},
                     {"mixture", mix}});
     std::ofstream(out / "training.json") << summary.dump(2) << "\n";
@@ -357,17 +429,17 @@ int main(int argc, char** argv) {
     // Right-padded: padding is never a target, and attention is causal.
     torch::Tensor tokens =
         torch::zeros({f.batch, static_cast<int64_t>(longest)}, torch::kLong);
-    torch::Tensor mask =
-        torch::zeros({f.batch, static_cast<int64_t>(longest)}, torch::kFloat);
+    torch::Tensor target =
+        torch::zeros({f.batch, static_cast<int64_t>(longest)}, torch::kByte);
     // Filled through raw pointers: an indexing op per element would cost
     // more than the step's arithmetic at these sizes.
     int64_t* token_data = tokens.data_ptr<int64_t>();
-    float* mask_data = mask.data_ptr<float>();
+    uint8_t* target_data = target.data_ptr<uint8_t>();
     for (int i = 0; i < f.batch; ++i) {
       int64_t* row = token_data + i * static_cast<int64_t>(longest);
-      float* mask_row = mask_data + i * static_cast<int64_t>(longest);
+      uint8_t* target_row = target_data + i * static_cast<int64_t>(longest);
       std::copy(batch[i].tokens.begin(), batch[i].tokens.end(), row);
-      std::copy(batch[i].target.begin(), batch[i].target.end(), mask_row);
+      std::copy(batch[i].target.begin(), batch[i].target.end(), target_row);
       tokens_seen += static_cast<int64_t>(batch[i].tokens.size());
     }
     // Learning rate: linear warm-up, cosine decay to 10%.
@@ -381,20 +453,36 @@ int main(int argc, char** argv) {
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 
     optimizer.zero_grad();
+    tokens = tokens.to(device);
+    target = target.to(device);
     const torch::Tensor logits = model.Forward(tokens);  // [B, S, V]
     const int64_t v = logits.size(2);
     const torch::Tensor logp =
         torch::log_softmax(logits.slice(1, 0, -1).reshape({-1, v}), 1);
     const torch::Tensor next = tokens.slice(1, 1).reshape({-1});
-    const torch::Tensor m = mask.slice(1, 0, -1).reshape({-1});
-    const torch::Tensor nll = -logp.gather(1, next.unsqueeze(1)).squeeze(1);
+    const torch::Tensor t = target.slice(1, 0, -1).reshape({-1});
+    const torch::Tensor nll =
+        -logp.gather(1, next.unsqueeze(1)).squeeze(1).view({f.batch, -1});
     // Every sequence weighs the same, whatever its number of scored tokens:
-    // a needle's answer (8 tokens) counts as much as a page of text, so the
-    // mixture's weights are what the gradient sees.
-    const torch::Tensor rows = (nll * m).view({f.batch, -1}).sum(1);
-    const torch::Tensor counts = m.view({f.batch, -1}).sum(1);
-    const torch::Tensor loss =
-        (rows / counts.clamp_min(1)).sum() / (counts > 0).sum().clamp_min(1);
+    // a needle's answer (4 tokens) counts as much as a page of text, so the
+    // mixture's weights are what the gradient sees. With --context_loss the
+    // prompt's tokens add their mean loss at that weight: predicting a
+    // question's key from the needle's is retrieval too.
+    const torch::Tensor m =
+        (t == coldcompress::kAnswer).to(torch::kFloat).view({f.batch, -1});
+    const torch::Tensor rows = (nll * m).sum(1);
+    const torch::Tensor counts = m.sum(1);
+    torch::Tensor per_sequence = rows / counts.clamp_min(1);
+    torch::Tensor scored = counts > 0;
+    if (f.context_loss > 0) {
+      const torch::Tensor c =
+          (t == coldcompress::kContext).to(torch::kFloat).view({f.batch, -1});
+      const torch::Tensor c_counts = c.sum(1);
+      per_sequence = per_sequence +
+                     f.context_loss * (nll * c).sum(1) / c_counts.clamp_min(1);
+      scored = scored.logical_or(c_counts > 0);
+    }
+    const torch::Tensor loss = per_sequence.sum() / scored.sum().clamp_min(1);
     {
       // Per kind: the mean loss of its scored tokens, averaged over time.
       torch::NoGradGuard no_grad;
@@ -428,7 +516,7 @@ int main(int argc, char** argv) {
       torch::NoGradGuard no_grad;
       // The state folder always has the latest weights (a finished run
       // can be extended with a larger --steps); the last go to --out too.
-      ModelWeights copy = weights;
+      ModelWeights copy = OnCpu(weights, config);
       if (absl::Status s = coldcompress::WriteCheckpoint(state.string(), config,
                                                          copy, at::kFloat, 1);
           !s.ok()) {

@@ -31,11 +31,12 @@ absl::StatusOr<int> CountWords(const std::string& text, bool) {
           .size());
 }
 
-// Appends `ids` unscored (prompt) or scored (answer: the position before
-// each one predicts it).
-void Append(const std::vector<int32_t>& ids, bool scored, TrainSequence* seq) {
+// Appends `ids` as tokens of kind `kind`, which goes to the position before
+// each one: the position that predicts it.
+void Append(const std::vector<int32_t>& ids, TargetKind kind,
+            TrainSequence* seq) {
   for (int32_t id : ids) {
-    if (scored) seq->target.back() = 1;
+    seq->target.back() = kind;
     seq->tokens.push_back(id);
     seq->target.push_back(0);
   }
@@ -111,10 +112,11 @@ absl::StatusOr<TrainSequence> TrainMixture::Make(int64_t step, int index,
             3 +
             rng.Uniform(static_cast<uint64_t>(tokenizer_->vocab_size() - 3))));
       }
-      Append(segment, false, &seq);
-      // The first token of the repeat is not predictable; the rest are.
-      Append({segment[0]}, false, &seq);
-      Append({segment.begin() + 1, segment.end()}, true, &seq);
+      // Random tokens are not predictable, nor the repeat's first; the
+      // rest of the repeat is.
+      Append(segment, kUnscored, &seq);
+      Append({segment[0]}, kUnscored, &seq);
+      Append({segment.begin() + 1, segment.end()}, kAnswer, &seq);
     }
     return seq;
   }
@@ -155,7 +157,7 @@ absl::StatusOr<TrainSequence> TrainMixture::Make(int64_t step, int index,
     Append(tokenizer_->Encode(
                absl::StrCat(NiahPreamble(false), absl::StrJoin(lines, "\n")),
                false),
-           false, &seq);
+           kContext, &seq);
     for (;;) {
       const size_t k = rng.Uniform(static_cast<uint64_t>(needles));
       const std::vector<int32_t> question =
@@ -168,8 +170,8 @@ absl::StatusOr<TrainSequence> TrainMixture::Make(int64_t step, int index,
           static_cast<size_t>(context)) {
         break;
       }
-      Append(question, false, &seq);
-      Append(answer, true, &seq);
+      Append(question, kContext, &seq);
+      Append(answer, kAnswer, &seq);
     }
     return seq;
   }
@@ -180,7 +182,7 @@ absl::StatusOr<TrainSequence> TrainMixture::Make(int64_t step, int index,
     const std::string text = GenerateCorpus(rng.Next(), length * 5);
     std::vector<int32_t> ids = tokenizer_->Encode(text, false);
     ids.resize(std::min<size_t>(ids.size(), length - 1));
-    Append(ids, true, &seq);
+    Append(ids, kAnswer, &seq);
     return seq;
   }
   std::unique_ptr<client::Task> task = MakeRulerTask(kind);
@@ -200,12 +202,12 @@ absl::StatusOr<TrainSequence> TrainMixture::Make(int64_t step, int index,
   absl::StatusOr<std::vector<Example>> examples = task->Load(options);
   if (!examples.ok()) return examples.status();
   const Example& e = (*examples)[0];
-  Append(tokenizer_->Encode(e.prompt, false), false, &seq);
+  Append(tokenizer_->Encode(e.prompt, false), kContext, &seq);
   // The answer is scored, and the end of sequence after it.
   std::vector<int32_t> answer =
       tokenizer_->Encode(AnswerText(kind, e.labels), false);
   answer.push_back(tokenizer_->eos_id());
-  Append(answer, true, &seq);
+  Append(answer, kAnswer, &seq);
   return seq;
 }
 
