@@ -1,7 +1,7 @@
-// The analysis mode `debug_<strategy>` of one layer (policies.md 6): a full
-// cache serves the real attention (generations are the uncompressed model's)
-// while a shadow cache of the strategy, fed the same tokens, measures the
-// attention mass that lands on the tokens it evicted.
+// The analysis mode `debug_<strategy>` of one layer (docs/policies.md 6): a
+// full cache serves the real attention (generations are the uncompressed
+// model's) while a shadow cache of the strategy, fed the same tokens, measures
+// the attention mass that lands on the tokens it evicted.
 #ifndef COLDCOMPRESS_POLICIES_ANALYSIS_LAYER_H_
 #define COLDCOMPRESS_POLICIES_ANALYSIS_LAYER_H_
 

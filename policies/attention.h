@@ -1,5 +1,5 @@
 // Scaled dot-product attention with grouped-query heads and, on request, the
-// probabilities averaged over each GQA group (policies.md 1.2, 1.3).
+// probabilities averaged over each GQA group (docs/policies.md 1.2, 1.3).
 #ifndef COLDCOMPRESS_POLICIES_ATTENTION_H_
 #define COLDCOMPRESS_POLICIES_ATTENTION_H_
 

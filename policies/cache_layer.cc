@@ -95,7 +95,7 @@ at::Tensor CacheLayer::Prefill(const at::Tensor& q, const at::Tensor& k,
 
 namespace {
 
-// What a cache keeps of a prompt (policies.md 1.2 step 3).
+// What a cache keeps of a prompt (docs/policies.md 1.2 step 3).
 struct PromptSelection {
   at::Tensor kept;     // [H, n] positions ascending per head, -1 padding
   at::Tensor history;  // [H, n] from the compressor, or undefined

@@ -1,8 +1,8 @@
 // One layer's KV cache as the model sees it: runs the layer's attention in the
-// order of policies.md 1.2 (prefill) and 1.3 (decode) and keeps what its
+// order of docs/policies.md 1.2 (prefill) and 1.3 (decode) and keeps what its
 // policy decides. Two kinds: PolicyLayer (the compressed cache) and
 // AnalysisLayer (`debug_<strategy>`: a full cache for the real attention and a
-// shadow cache that measures attention loss, policies.md 6).
+// shadow cache that measures attention loss, docs/policies.md 6).
 #ifndef COLDCOMPRESS_POLICIES_CACHE_LAYER_H_
 #define COLDCOMPRESS_POLICIES_CACHE_LAYER_H_
 
@@ -44,7 +44,7 @@ class CacheLayer {
 
   virtual ~CacheLayer() = default;
 
-  // Prefill of a prompt at positions 0..S-1 (policies.md 1.2): the prompt
+  // Prefill of a prompt at positions 0..S-1 (docs/policies.md 1.2): the prompt
   // attends to itself (step 2), then KeepPrompt (steps 3-5).
   // q: [Hq, S, d], k, v: [H, S, d] after RoPE; tokens: the S prompt ids.
   // Returns the attention output [Hq, S, d].
@@ -55,15 +55,15 @@ class CacheLayer {
   // or, for a prompt longer than the cache, the compressor's decisions read
   // it).
   virtual PromptAttentionNeed PromptAttentionNeeds(int64_t s) const = 0;
-  // policies.md 1.2 steps 3-5 for a prompt whose attention ran elsewhere (a
-  // prefill in chunks): keeps what the policy selects of k, v [H, S, d].
+  // docs/policies.md 1.2 steps 3-5 for a prompt whose attention ran elsewhere
+  // (a prefill in chunks): keeps what the policy selects of k, v [H, S, d].
   // attention: the prompt's attention as PromptAttentionNeeds(S) asks
   // (undefined for kNone; with rows for kRows).
   virtual void KeepPrompt(const at::Tensor& k, const at::Tensor& v,
                           const PromptAttention& attention,
                           const std::vector<int32_t>& tokens) = 0;
 
-  // One decode step of `token` at `position` (policies.md 1.3).
+  // One decode step of `token` at `position` (docs/policies.md 1.3).
   // q: [Hq, 1, d], k, v: [H, 1, d] after RoPE. Returns [Hq, 1, d].
   // A batched step on the CPU calls the layers of different sessions at
   // the same time on different threads (never one layer twice at once):
@@ -85,9 +85,9 @@ class CacheLayer {
   // turn): caches that hold the whole sequence grow to it.
   virtual void SetMaxSeqLen(int64_t max_seq_len) = 0;
 
-  // policies.md 7: mean over heads of (n - occupancy) / n, n = tokens_seen -
-  // 1, of the compressed (or shadow) cache; quantized caches count
-  // bits / 16 of a token per kept token.
+  // docs/policies.md 7: mean over heads of (n - occupancy) / n, n =
+  // tokens_seen - 1, of the compressed (or shadow) cache; quantized caches
+  // count bits / 16 of a token per kept token.
   virtual double CompressionRatio(int64_t tokens_seen) const = 0;
   // Bytes of every tensor the layer allocated, policy state included.
   virtual int64_t AllocatedBytes() const = 0;
@@ -119,8 +119,8 @@ std::vector<CacheLayer*> LayerPointers(
 std::vector<std::unique_ptr<CacheLayer>> CloneLayers(
     const std::vector<std::unique_ptr<CacheLayer>>& layers);
 
-// policies.md 1.2 steps 3-5 for a cache: it keeps the compressor's choice of
-// the prompt when S > L, else the policy's selection (hybrid), else
+// docs/policies.md 1.2 steps 3-5 for a cache: it keeps the compressor's choice
+// of the prompt when S > L, else the policy's selection (hybrid), else
 // everything; the policy is told what was kept. k, v: [H, S, d];
 // attention: as PromptAttentionNeedOf asks.
 void KeepPromptIn(KVCache& cache, Policy& policy, PromptCompressor& compressor,

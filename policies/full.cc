@@ -1,5 +1,5 @@
-// The `full` cache strategy and prompt compressor (policies.md 3.1, 4): every
-// token is kept; the capacity is the whole sequence.
+// The `full` cache strategy and prompt compressor (docs/policies.md 3.1, 4):
+// every token is kept; the capacity is the whole sequence.
 #include <c10/util/Exception.h>
 
 #include "policies/builtins.h"

@@ -1,4 +1,4 @@
-// `heavy_hitter` (policies.md 3.5; H2O / Scissorhands) and its prompt
+// `heavy_hitter` (docs/policies.md 3.5; H2O / Scissorhands) and its prompt
 // compressor SnapKV (4.5). Head-specific: each KV head evicts the token with
 // the lowest mean attention since it was inserted.
 #include <algorithm>
@@ -156,7 +156,7 @@ class HeavyHitterPolicy final : public Policy {
     ++ctr_;
   }
 
-  // policies.md 3.5 steps 2-4 with a: [H, L] float64 (0 for empty slots).
+  // docs/policies.md 3.5 steps 2-4 with a: [H, L] float64 (0 for empty slots).
   void Update(at::Tensor a, const KVCache& cache) {
     if (threshold_) {
       std::vector<double> inv(cache.num_heads());

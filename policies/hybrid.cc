@@ -1,5 +1,5 @@
-// `hybrid` (policies.md 3.7; FastGen, Ge et al. 2023): each KV head gets the
-// most compressive strategy that recovers enough of its prompt attention;
+// `hybrid` (docs/policies.md 3.7; FastGen, Ge et al. 2023): each KV head gets
+// the most compressive strategy that recovers enough of its prompt attention;
 // compression comes from per-head budgets inside a whole-sequence cache.
 #include <cmath>
 #include <limits>
@@ -159,8 +159,9 @@ class HybridPolicy final : public Policy {
   // Only a window's band needs the prompt's rows (Recoveries).
   bool needs_prompt_rows() const override { return uses_window_; }
 
-  // Profiling (policies.md 3.7): choose each head's strategy on the prompt's
-  // attention with budget base T = S, keep its last-row set with T = L.
+  // Profiling (docs/policies.md 3.7): choose each head's strategy on the
+  // prompt's attention with budget base T = S, keep its last-row set with
+  // T = L.
   at::Tensor SelectPrompt(const PromptObservation& o) override {
     const int64_t s = o.prompt_length;
     prompt_special_ = tokens_->SpecialMask(*o.tokens);

@@ -57,7 +57,7 @@ KVCache::Packed KVCache::MakePacked(int64_t capacity, at::Device device) const {
 
 void KVCache::Quantize(Packed& p, const at::Tensor& rows,
                        const at::Tensor& slots) const {
-  // rows: [n, H, d]; one group per slot over all heads (policies.md 3.8).
+  // rows: [n, H, d]; one group per slot over all heads (docs/policies.md 3.8).
   const int64_t n = rows.size(0);
   const at::Tensor x = rows.reshape({n, -1}).to(at::kFloat);
   const at::Tensor mn = std::get<0>(x.min(1));

@@ -1,5 +1,5 @@
-// The slot-array KV cache of one layer (policies.md 1.1), optionally with
-// quantized storage (policies.md 3.8).
+// The slot-array KV cache of one layer (docs/policies.md 1.1), optionally with
+// quantized storage (docs/policies.md 3.8).
 #ifndef COLDCOMPRESS_POLICIES_KV_CACHE_H_
 #define COLDCOMPRESS_POLICIES_KV_CACHE_H_
 

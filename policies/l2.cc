@@ -1,4 +1,4 @@
-// `l2` (policies.md 3.4, 4; Devoto et al. 2024): a low key norm means an
+// `l2` (docs/policies.md 3.4, 4; Devoto et al. 2024): a low key norm means an
 // important token, so the largest-norm key is evicted first. Head-specific.
 #include <algorithm>
 #include <vector>

@@ -48,7 +48,7 @@ std::vector<T> Spread(const std::vector<T>& pattern, bool tile,
   return out;
 }
 
-// policies.md 2.2, pyramid / funnel, for one resolved length c.
+// docs/policies.md 2.2, pyramid / funnel, for one resolved length c.
 std::vector<int64_t> PyramidLengths(int64_t c, int64_t n, int64_t smax,
                                     bool pyramid) {
   const int64_t min_allowable = std::min<int64_t>(256, c);

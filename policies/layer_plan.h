@@ -1,5 +1,5 @@
 // Resolution of a PolicySpec into one plan per layer: cache capacities
-// (policies.md 2.1), per-layer patterns (2.2) and recent windows (1.5).
+// (docs/policies.md 2.1), per-layer patterns (2.2) and recent windows (1.5).
 #ifndef COLDCOMPRESS_POLICIES_LAYER_PLAN_H_
 #define COLDCOMPRESS_POLICIES_LAYER_PLAN_H_
 
@@ -19,7 +19,7 @@ struct LayerPlan {
   std::string strategy;            // a registered policy name
   std::string prompt_compression;  // a registered compressor name
   int64_t capacity = 0;            // slots per KV head
-  int64_t recent_window = 0;       // in tokens (policies.md 1.5)
+  int64_t recent_window = 0;       // in tokens (docs/policies.md 1.5)
 };
 
 struct CachePlan {
@@ -36,25 +36,26 @@ inline bool operator==(const LayerPlan& a, const LayerPlan& b) {
          a.capacity == b.capacity && a.recent_window == b.recent_window;
 }
 
-// policies.md 2.1: a fraction in (0, 1] of smax, or an absolute (integral)
+// docs/policies.md 2.1: a fraction in (0, 1] of smax, or an absolute (integral)
 // token count > 1, rounded up to a multiple of 8 and capped at smax.
 // `field` names the request field in error messages.
 absl::StatusOr<int64_t> ResolveCacheLength(double x, int64_t smax,
                                            const std::string& field);
 
-// policies.md 2.2 "tile" / "repeat": spreads `pattern` over `num_layers`.
+// docs/policies.md 2.2 "tile" / "repeat": spreads `pattern` over `num_layers`.
 // REQUIRES: pattern is not empty.
 absl::StatusOr<std::vector<std::string>> SpreadPattern(
     const std::vector<std::string>& pattern, const std::string& how,
     int64_t num_layers, const std::string& field);
 
-// policies.md 2.1 + 2.2 for lengths: "tile", "repeat", "pyramid", "funnel".
+// docs/policies.md 2.1 + 2.2 for lengths: "tile", "repeat", "pyramid",
+// "funnel".
 absl::StatusOr<std::vector<int64_t>> ResolveLayerLengths(
     const std::vector<double>& values, const std::string& how,
     int64_t num_layers, int64_t smax);
 
-// policies.md 1.5: < 1 is a fraction of the capacity, otherwise a token count
-// (1 means one token; the reference's reading of 1 as 100% is a bug).
+// docs/policies.md 1.5: < 1 is a fraction of the capacity, otherwise a token
+// count (1 means one token; the reference's reading of 1 as 100% is a bug).
 int64_t ResolveRecentWindow(double recent_window, int64_t capacity);
 
 // Resolves and validates a whole spec. `max_seq_len` is |prompt| +
@@ -64,8 +65,8 @@ absl::StatusOr<CachePlan> ResolveCachePlan(const PolicySpec& spec,
                                            int64_t max_seq_len,
                                            const PolicyRegistry& registry);
 
-// policies.md 5: how many prompt tokens go through prefill; the rest are fed
-// one decode step each. `prompt_length` S >= 1; `min_capacity` is the
+// docs/policies.md 5: how many prompt tokens go through prefill; the rest are
+// fed one decode step each. `prompt_length` S >= 1; `min_capacity` is the
 // smallest layer capacity. Returns a value in [1, S].
 int64_t PrefillLength(int64_t prompt_length, int64_t min_capacity,
                       const PolicySpec& spec);

@@ -63,7 +63,8 @@ plugin::PromptAttention ForPlugin(const PromptAttention* attention) {
 }
 
 // A plugin's importance-rating policy behind the server's Policy: empty
-// slots first, then the least important unprotected slot (policies.md 1.4).
+// slots first, then the least important unprotected slot (docs/policies.md
+// 1.4).
 class PluginPolicy final : public Policy {
  public:
   PluginPolicy(std::unique_ptr<plugin::Policy> rater, bool head_specific,

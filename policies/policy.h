@@ -1,5 +1,6 @@
 // The extension point of decode-time eviction: a Policy decides which slot a
-// new token overwrites; the KVCache applies the decision (policies.md 1.3).
+// new token overwrites; the KVCache applies the decision (docs/policies.md
+// 1.3).
 #ifndef COLDCOMPRESS_POLICIES_POLICY_H_
 #define COLDCOMPRESS_POLICIES_POLICY_H_
 
@@ -18,7 +19,7 @@
 
 namespace coldcompress {
 
-// Token classes from the model's tokenizer (policies.md 3.7).
+// Token classes from the model's tokenizer (docs/policies.md 3.7).
 struct TokenClasses {
   // Sequences of special-token ids (BOS, EOS, the tokenizer's special and
   // added tokens, and e.g. the encodings of "[INST]" / "[/INST]").
@@ -48,8 +49,8 @@ struct PolicyContext {
   const TokenClasses* tokens = nullptr;  // never null when created by a layer
 };
 
-// The prefill-time observation (policies.md 1.2 step 5), given after the kept
-// prompt tokens were written into slots 0..n-1.
+// The prefill-time observation (docs/policies.md 1.2 step 5), given after the
+// kept prompt tokens were written into slots 0..n-1.
 struct PrefillObservation {
   const KVCache* cache = nullptr;
   int64_t prompt_length = 0;  // S
@@ -76,7 +77,7 @@ struct PromptObservation {
   const std::vector<int32_t>* tokens = nullptr;  // the S prompt token ids
 };
 
-// One decode step's observation (policies.md 1.3 step 4).
+// One decode step's observation (docs/policies.md 1.3 step 4).
 struct DecodeObservation {
   const KVCache* cache = nullptr;
   int64_t position = 0;
@@ -140,7 +141,7 @@ class Policy {
 };
 
 // Returns the next empty slot of every head, or an empty vector when some
-// head is full. Policies call this first (policies.md 1.3 step 2).
+// head is full. Policies call this first (docs/policies.md 1.3 step 2).
 std::vector<int64_t> EmptySlots(const KVCache& cache);
 
 }  // namespace coldcompress

@@ -1,5 +1,5 @@
 // The prefill counterpart of Policy: chooses which prompt tokens a layer keeps
-// when the prompt is longer than the cache (policies.md 4).
+// when the prompt is longer than the cache (docs/policies.md 4).
 #ifndef COLDCOMPRESS_POLICIES_PROMPT_COMPRESSOR_H_
 #define COLDCOMPRESS_POLICIES_PROMPT_COMPRESSOR_H_
 

@@ -1,5 +1,5 @@
-// `random` (policies.md 3.3, 4): evicts a uniformly random unprotected token;
-// the generator is seeded by the request's seed and the layer.
+// `random` (docs/policies.md 3.3, 4): evicts a uniformly random unprotected
+// token; the generator is seeded by the request's seed and the layer.
 #include "policies/builtins.h"
 #include "policies/scoring.h"
 

@@ -1,5 +1,5 @@
-// `recent_global` (policies.md 3.2, 4): attention sinks plus a sliding window
-// (StreamingLLM).
+// `recent_global` (docs/policies.md 3.2, 4): attention sinks plus a sliding
+// window (StreamingLLM).
 #include <c10/util/Exception.h>
 
 #include "policies/builtins.h"

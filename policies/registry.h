@@ -70,7 +70,7 @@ class PolicyRegistry {
   absl::Status RegisterPolicy(PolicyInfo info);
   absl::Status RegisterCompressor(CompressorInfo info);
 
-  // The analysis mode of a strategy X is named "debug_X" (policies.md 6).
+  // The analysis mode of a strategy X is named "debug_X" (docs/policies.md 6).
   static constexpr char kAnalysisPrefix[] = "debug_";
   static bool IsAnalysis(const std::string& name);
   // "debug_X" -> "X"; other names unchanged.

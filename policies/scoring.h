@@ -16,12 +16,12 @@ namespace coldcompress {
 // Which cached tokens a policy never evicts.
 struct Protection {
   int64_t global_tokens = 0;  // sinks: positions < g (by position: Fix 1.4)
-  int64_t recent_window = 0;  // positions >= p - r; 0 = none (policies.md 1.5)
+  int64_t recent_window = 0;  // pos >= p - r; 0 = none (docs/policies.md 1.5)
 };
 
-// policies.md 1.4: `score` [H', L] (H' = 1 for head-constant policies, else
-// H), lowest evicted first. Protected slots get +inf, empty slots -inf; the
-// argmin of each row, ties to the lowest slot. When every slot of a row is
+// docs/policies.md 1.4: `score` [H', L] (H' = 1 for head-constant policies,
+// else H), lowest evicted first. Protected slots get +inf, empty slots -inf;
+// the argmin of each row, ties to the lowest slot. When every slot of a row is
 // protected, the recent window is given up first (the oldest non-sink is
 // evicted), then the newest token. Returns one slot per KV head.
 std::vector<int64_t> EvictLowest(const at::Tensor& score, const KVCache& cache,
@@ -40,7 +40,7 @@ std::vector<int64_t> EvictLowestTensors(const at::Tensor& score,
                                         const Protection& protection);
 
 // Keeps the `keep` highest-priority positions of each row of `priority`
-// [H', S], ties to the later position (policies.md 4). Returns [H', keep]
+// [H', S], ties to the later position (docs/policies.md 4). Returns [H', keep]
 // int64 positions, ascending.
 at::Tensor KeepTop(const at::Tensor& priority, int64_t keep);
 

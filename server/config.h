@@ -93,7 +93,7 @@ struct ServerConfig {
   std::string default_preset = "full";
 };
 
-// A cache preset (policies.md 8): the fields it sets and its YAML text.
+// A cache preset (docs/policies.md 8): the fields it sets and its YAML text.
 struct CachePreset {
   std::string name;
   PolicyOverlay overlay;

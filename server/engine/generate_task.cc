@@ -79,7 +79,7 @@ void GenerateTask::Start() {
   LlamaModel& model = *context_->model;
   const std::vector<int32_t>& prompt = o_.input.prompt;
   if (!s.initialized()) {
-    // First turn: policies.md 1.2 and 5.
+    // First turn: docs/policies.md 1.2 and 5.
     auto layers = BuildCacheLayers(*context_, o_.input.policy, o_.plan);
     if (!layers.ok()) throw std::runtime_error(layers.status().ToString());
     s.spec = o_.input.policy;

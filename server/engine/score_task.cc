@@ -42,7 +42,7 @@ std::optional<Task::Next> ScoreTask::BuildBase(DecodeSlot* slot) {
     memory_.Report(LayerPointers(base_), static_cast<int64_t>(fed_));
     return Next::kStepped;
   }
-  // The rest of the context (policies.md 5) goes through decode steps, in
+  // The rest of the context (docs/policies.md 5) goes through decode steps, in
   // the scheduler's batch.
   if (fed_ < ctx.size()) {
     slot->token = ctx[fed_];

@@ -28,7 +28,7 @@ absl::StatusOr<std::vector<std::unique_ptr<CacheLayer>>> BuildCacheLayers(
     const EngineContext& context, const PolicySpec& spec,
     const CachePlan& plan);
 
-// policies.md 7 over a set of layers; `tokens_seen` counts the prompt and
+// docs/policies.md 7 over a set of layers; `tokens_seen` counts the prompt and
 // every generated token (the last one is not in the cache yet).
 CacheStatsResult ComputeCacheStats(std::span<CacheLayer* const> layers,
                                    int64_t tokens_seen);

@@ -45,7 +45,7 @@ class LlamaModel {
       const CachePlan& plan, const TokenClasses* tokens = nullptr) const;
 
   // Prefill of a prompt at positions 0..S-1 through each layer's cache
-  // (policies.md 1.2). Returns the last position's logits [V] in float32.
+  // (docs/policies.md 1.2). Returns the last position's logits [V] in float32.
   at::Tensor Prefill(const std::vector<int32_t>& tokens,
                      std::span<CacheLayer* const> layers);
 
@@ -90,7 +90,7 @@ class LlamaModel {
   // (float32) after its last chunk, else an undefined tensor.
   at::Tensor RunChunk(PromptRun& run);
 
-  // One token at `position` (policies.md 1.3): a batch of one row.
+  // One token at `position` (docs/policies.md 1.3): a batch of one row.
   // Returns logits [V] float32.
   at::Tensor Decode(int64_t token, int64_t position,
                     std::span<CacheLayer* const> layers);

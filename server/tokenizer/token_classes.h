@@ -1,5 +1,5 @@
 // The token classes the hybrid (FastGen) policy needs, from the tokenizer
-// (policies.md 3.7).
+// (docs/policies.md 3.7).
 #ifndef COLDCOMPRESS_SERVER_TOKENIZER_TOKEN_CLASSES_H_
 #define COLDCOMPRESS_SERVER_TOKENIZER_TOKEN_CLASSES_H_
 

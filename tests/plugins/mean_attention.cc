@@ -1,5 +1,5 @@
-// mean_attention: heavy_hitter (policies.md 3.5, unbounded history) written
-// against the plugin interface, to exercise what no example uses: a
+// mean_attention: heavy_hitter (docs/policies.md 3.5, unbounded history)
+// written against the plugin interface, to exercise what no example uses: a
 // head-specific Importance ([H, L]), needs_attention, OnPrefill's received
 // attention, OnStep's slots and probabilities, and state that Clone copies.
 // Each KV head evicts the slot with the lowest mean attention since its

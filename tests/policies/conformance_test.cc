@@ -2,7 +2,7 @@
 // every prompt compressor, the built-ins and the tutorial plugin's
 // (examples/plugins/keep_it_odd, through the plugin adapters), on random
 // inputs, must keep the invariants of
-// policies.md: capacity never exceeded, sinks and protected recent tokens
+// docs/policies.md: capacity never exceeded, sinks and protected recent tokens
 // never evicted, empty slots filled before any eviction, determinism for a
 // fixed seed, statistics consistent with the positions held.
 #include <gtest/gtest.h>

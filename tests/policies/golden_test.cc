@@ -1,5 +1,5 @@
 // Golden tests: hand-made inputs with the kept positions worked out by hand
-// from policies.md.
+// from docs/policies.md.
 #include <gtest/gtest.h>
 
 #include "policies/cache_layer.h"
@@ -75,7 +75,7 @@ struct PolicyUnderTest {
   }
 };
 
-// policies.md 3.5 worked by hand. g = 1, r = 1, unbounded history.
+// docs/policies.md 3.5 worked by hand. g = 1, r = 1, unbounded history.
 // Head 0 prefill attention column sums 1.8 1.2 0.9 0.1 over 4 3 2 1 queries:
 // a = .45 .4 .45 .1; head 1: 1.75 1.65 .35 .25 -> .4375 .55 .175 .25.
 // Step p=4: slot 0 is a sink, slot 3 (pos 3 >= p - r) recent; head 0 evicts

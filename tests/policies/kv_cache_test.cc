@@ -93,7 +93,7 @@ KVCache MakeQuantized(int64_t heads, int64_t capacity, int64_t d, int64_t bits,
   return KVCache(o);
 }
 
-// policies.md 3.8: per slot, asymmetric min/max over all heads x d values;
+// docs/policies.md 3.8: per slot, asymmetric min/max over all heads x d values;
 // de-quantized values are within half a step of the originals.
 TEST(KVCacheQuantizedTest, RoundTripWithinHalfAStep) {
   at::manual_seed(3);

@@ -68,7 +68,7 @@ TEST(SpreadPatternTest, PatternMustDivideLayerCount) {
 }
 
 TEST(ResolveLayerLengthsTest, PyramidWorkedExample) {
-  // policies.md 2.2: C=1024, N=32, Smax=8192.
+  // docs/policies.md 2.2: C=1024, N=32, Smax=8192.
   const std::vector<int64_t> expected = {
       2036, 1916, 1852, 1796, 1732, 1668, 1604, 1548, 1484, 1420, 1364,
       1300, 1236, 1172, 1116, 1052, 988,  932,  868,  804,  740,  684,

@@ -1,5 +1,5 @@
 // Fixed-seed parity of every deterministic policy and compressor with an
-// independent float64 implementation of policies.md in Python
+// independent float64 implementation of docs/policies.md in Python
 // (tests/reference/policy_reference.py): the same q/k/v through one layer,
 // the same positions held after prefill and after every decode step, the
 // same attention losses in analysis mode.

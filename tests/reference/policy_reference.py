@@ -2,7 +2,7 @@
 """Independent float64 reference of the KV-cache policies (test oracle).
 
 This simulates ONE attention layer's KV cache under a cache policy, written
-from the behavioural spec ``shared/spec/policies.md`` (sections 1, 3, 4, 6)
+from the behavioural spec ``docs/policies.md`` (sections 1, 3, 4, 6)
 without looking at the C++ implementation; the C++ policies are compared
 against it.  Everything is float64 numpy.  Run it with /usr/bin/python3.
 
