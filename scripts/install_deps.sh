@@ -17,6 +17,7 @@ PACKAGES=(
   prometheus-cpp-dev                # metrics
   libcpp-httplib-dev                # HTTP: /metrics, /healthz, /readyz; the client's Prometheus and judge calls
   nlohmann-json3-dev                # JSON (safetensors headers, config.json)
+  zlib1g-dev                        # gzip: cc-train's batch files
   libcli11-dev                      # command-line flags
   libpcre2-dev                      # pre-tokenizer regexes of tokenizer.json (\p{L}, lookahead)
   libutf8proc-dev                   # Unicode NFC normalization (Qwen2 tokenizers)

@@ -3,6 +3,9 @@
 // code (LlamaModel::Forward). Resumable from its checkpoints, deterministic
 // for a seed; writes a Hugging Face checkpoint with its tokenizer.
 //   cc-train --out models/default [--steps N --batch B ...]
+// Built with LibTorch alone (COLDCOMPRESS_TRAIN_FROM_FILES_ONLY: a GPU
+// machine, scripts/gpu_train.sh) it trains from a batch file that a full
+// build wrote with --write_batches, and takes the same steps.
 #include <spawn.h>
 #include <sys/wait.h>
 #include <torch/torch.h>
@@ -12,15 +15,21 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "server/model/checkpoint.h"
 #include "server/model/llama.h"
 #include "server/model/random_weights.h"
+#include "server/tools/train_batches.h"
+#ifndef COLDCOMPRESS_TRAIN_FROM_FILES_ONLY
 #include "server/tokenizer/load.h"
 #include "server/tools/train_data.h"
+#endif
 
 extern char** environ;
 
@@ -49,12 +58,15 @@ struct Flags {
   int save_every = 100;
   int threads = 0;
   std::string device = "cpu";
-  int dump = 0;          // print this many training sequences and exit
-  std::string dump_bin;  // or write them to this file
+  int dump = 0;               // print this many training sequences and exit
+  std::string write_batches;  // write the run's batches here and exit
+  int64_t first_step = 0;     // the first step --write_batches writes
+  std::string batches;        // train from the batches in this file
   std::vector<std::string> mixture;  // NAME=WEIGHT overrides
   std::string init;                  // start from this checkpoint's weights
 };
 
+#ifndef COLDCOMPRESS_TRAIN_FROM_FILES_ONLY
 // Runs `args` in `dir`; returns its exit status, or -1.
 int Run(const std::vector<std::string>& args, const fs::path& dir) {
   std::vector<char*> argv;
@@ -129,6 +141,7 @@ bool TrainTokenizer(const fs::path& dir, const Flags& f) {
   fs::remove(dir / "tokenizer.vocab");
   return rc == 0;
 }
+#endif  // COLDCOMPRESS_TRAIN_FROM_FILES_ONLY
 
 ModelConfig Config(const Flags& f, int vocab_size) {
   ModelConfig c;
@@ -155,6 +168,17 @@ ModelWeights OnCpu(ModelWeights weights, const ModelConfig& config) {
     *tensor = tensor->detach().to(at::kCPU);
   weights.lm_head = weights.embed;
   return weights;
+}
+
+// The longest context allowed at `step`: the curriculum grows it from
+// --min_context to --max_context over its fraction of the steps.
+int ContextCap(const Flags& f, int64_t step) {
+  const double grow =
+      f.curriculum > 0
+          ? std::min(1.0, static_cast<double>(step) / (f.curriculum * f.steps))
+          : 1.0;
+  return f.min_context +
+         static_cast<int>(grow * (f.max_context - f.min_context));
 }
 
 std::string Clock(double seconds) {
@@ -219,9 +243,17 @@ int main(int argc, char** argv) {
   app.add_option("--init", f.init,
                  "start from the weights of this checkpoint (an earlier "
                  "stage) instead of random ones");
-  app.add_option("--dump_bin", f.dump_bin,
-                 "with --dump: write the sequences to this file instead "
-                 "(int32: length, tokens, scored flags; for outside tools)");
+  app.add_option("--write_batches", f.write_batches,
+                 "write the batches of steps --first_step .. --steps - 1 to "
+                 "this file and exit (for --batches on a machine without the "
+                 "tokenizer and the task generators)");
+  app.add_option("--first_step", f.first_step,
+                 "with --write_batches: the first step written (a run that "
+                 "resumes there)");
+  app.add_option("--batches", f.batches,
+                 "train from this file of --write_batches: its settings "
+                 "(steps, batch, contexts, curriculum, seed, mixture, "
+                 "vocabulary) replace the flags'");
   app.add_option("--dump", f.dump,
                  "print the first N training sequences (scored part in "
                  "[[ ]]) and exit");
@@ -239,30 +271,149 @@ int main(int argc, char** argv) {
 
   const fs::path out(f.out), state = fs::path(f.out) / "train_state";
   fs::create_directories(state);
-  if (!fs::exists(out / "tokenizer.model")) {
-    std::cerr << "training the tokenizer (spm_train, vocabulary " << f.vocab
-              << ")\n";
-    if (!TrainTokenizer(out, f)) {
-      std::cerr
-          << "spm_train failed; is the sentencepiece package installed?\n";
+  // The data: a batch file's, or the mixture's on the model's tokenizer.
+  std::function<absl::StatusOr<coldcompress::TrainBatch>(int64_t)> make_batch;
+  json mixture_summary = json::object();
+  int vocab_size = 0;
+  coldcompress::BatchFile file;
+  if (!f.batches.empty()) {
+    absl::StatusOr<coldcompress::BatchFile> read =
+        coldcompress::ReadBatchFile(f.batches);
+    if (!read.ok()) {
+      std::cerr << "--batches: " << read.status().message() << "\n";
+      return 2;
+    }
+    file = *std::move(read);
+    const json& h = file.header;
+    f.steps = h.at("steps");
+    f.batch = h.at("batch");
+    f.min_context = h.at("min_context");
+    f.max_context = h.at("max_context");
+    f.curriculum = h.at("curriculum");
+    f.seed = h.at("seed");
+    f.number_pieces = h.at("number_pieces");
+    vocab_size = h.at("vocab_size");
+    mixture_summary = h.at("mixture");
+    make_batch =
+        [&file](int64_t step) -> absl::StatusOr<coldcompress::TrainBatch> {
+      if (step < file.first_step ||
+          step >= file.first_step + static_cast<int64_t>(file.batches.size())) {
+        return absl::OutOfRangeError(absl::StrCat(
+            "the batch file holds steps ", file.first_step, "..",
+            file.first_step + file.batches.size() - 1, ", not ", step));
+      }
+      return file.at(step);
+    };
+  } else {
+#ifdef COLDCOMPRESS_TRAIN_FROM_FILES_ONLY
+    std::cerr << "this cc-train is built without the tokenizer and the task "
+                 "generators: pass --batches FILE (a full build's "
+                 "--write_batches)\n";
+    return 2;
+  }
+#else
+    if (!fs::exists(out / "tokenizer.model")) {
+      std::cerr << "training the tokenizer (spm_train, vocabulary " << f.vocab
+                << ")\n";
+      if (!TrainTokenizer(out, f)) {
+        std::cerr
+            << "spm_train failed; is the sentencepiece package installed?\n";
+        return 1;
+      }
+    }
+    json tc = {{"add_bos_token", true},
+               {"add_eos_token", false},
+               {"bos_token", "<s>"},
+               {"eos_token", "</s>"},
+               {"unk_token", "<unk>"},
+               {"model_max_length", 4096},
+               {"tokenizer_class", "LlamaTokenizer"}};
+    std::ofstream(out / "tokenizer_config.json") << tc.dump(2) << "\n";
+  }
+  std::unique_ptr<coldcompress::Tokenizer> tokenizer;
+  std::unique_ptr<coldcompress::TrainMixture> mixture;
+  if (f.batches.empty()) {
+    absl::StatusOr<std::unique_ptr<coldcompress::Tokenizer> > loaded =
+        coldcompress::LoadTokenizer(f.out);
+    if (!loaded.ok()) {
+      std::cerr << loaded.status().message() << "\n";
       return 1;
     }
+    tokenizer = *std::move(loaded);
+    vocab_size = tokenizer->vocab_size();
+    coldcompress::MixtureOptions mixture_options;
+    mixture_options.seed = f.seed;
+    mixture_options.min_context = f.min_context;
+    mixture_options.max_context = f.max_context;
+    if (!f.mixture.empty()) {
+      mixture_options.weights.clear();
+      for (const std::string& kv : f.mixture) {
+        const size_t eq = kv.find('=');
+        if (eq == std::string::npos) {
+          std::cerr << "--mixture: " << kv << " is not NAME=WEIGHT\n";
+          return 2;
+        }
+        mixture_options.weights.emplace_back(kv.substr(0, eq),
+                                             std::stod(kv.substr(eq + 1)));
+      }
+    }
+    for (const auto& [name, w] : mixture_options.weights)
+      mixture_summary[name] = w;
+    mixture = std::make_unique<coldcompress::TrainMixture>(tokenizer.get(),
+                                                           mixture_options);
+    make_batch = [&](int64_t step) -> absl::StatusOr<coldcompress::TrainBatch> {
+      coldcompress::TrainBatch batch;
+      for (int i = 0; i < f.batch; ++i) {
+        absl::StatusOr<coldcompress::TrainSequence> s =
+            mixture->Make(step, i, ContextCap(f, step));
+        if (!s.ok()) return s.status();
+        batch.push_back(*std::move(s));
+      }
+      return batch;
+    };
   }
-  json tc = {{"add_bos_token", true},
-             {"add_eos_token", false},
-             {"bos_token", "<s>"},
-             {"eos_token", "</s>"},
-             {"unk_token", "<unk>"},
-             {"model_max_length", 4096},
-             {"tokenizer_class", "LlamaTokenizer"}};
-  std::ofstream(out / "tokenizer_config.json") << tc.dump(2) << "\n";
-  absl::StatusOr<std::unique_ptr<coldcompress::Tokenizer>> tokenizer =
-      coldcompress::LoadTokenizer(f.out);
-  if (!tokenizer.ok()) {
-    std::cerr << tokenizer.status().message() << "\n";
-    return 1;
+  for (int i = 0; i < f.dump && mixture != nullptr; ++i) {
+    absl::StatusOr<coldcompress::TrainSequence> s =
+        mixture->Make(i / 4096, i % 4096, f.max_context);
+    if (!s.ok()) return 1;
+    std::string text;
+    bool in = false;
+    for (size_t t = 1; t < s->tokens.size(); ++t) {
+      const bool scored = s->target[t - 1] == coldcompress::kAnswer;
+      if (scored != in) text += scored ? "[[" : "]]";
+      in = scored;
+      text += tokenizer->Decode({s->tokens[t]}, false);
+    }
+    std::printf("--- %s, %zu tokens\n%s%s\n", s->kind.c_str(), s->tokens.size(),
+                text.c_str(), in ? "]]" : "");
   }
-  const ModelConfig config = Config(f, (*tokenizer)->vocab_size());
+  if (f.dump > 0) return 0;
+  if (!f.write_batches.empty()) {
+    const json header = {{"first_step", f.first_step},
+                         {"steps", f.steps},
+                         {"batch", f.batch},
+                         {"min_context", f.min_context},
+                         {"max_context", f.max_context},
+                         {"curriculum", f.curriculum},
+                         {"seed", f.seed},
+                         {"number_pieces", f.number_pieces},
+                         {"vocab_size", vocab_size},
+                         {"mixture", mixture_summary}};
+    const absl::Status written = coldcompress::WriteBatchFile(
+        f.write_batches, header, make_batch, [&](int64_t step) {
+          std::fprintf(stderr, "\rbatches: step %lld/%lld\x1b[K",
+                       static_cast<long long>(step + 1),
+                       static_cast<long long>(f.steps));
+        });
+    if (!written.ok()) {
+      std::cerr << "\n--write_batches: " << written.message() << "\n";
+      return 1;
+    }
+    std::cerr << "\nwrote " << f.write_batches << "\n";
+    return 0;
+  }
+#endif
+  const ModelConfig config = Config(f, vocab_size);
 
   // Resume from the last checkpoint of this run, else start from scratch.
   int64_t start_step = 0;
@@ -307,51 +458,6 @@ int main(int argc, char** argv) {
   if (start_step > 0 && fs::exists(state / "optimizer.pt"))
     torch::load(optimizer, (state / "optimizer.pt").string(), device);
 
-  coldcompress::MixtureOptions mixture_options;
-  mixture_options.seed = f.seed;
-  mixture_options.min_context = f.min_context;
-  mixture_options.max_context = f.max_context;
-  if (!f.mixture.empty()) {
-    mixture_options.weights.clear();
-    for (const std::string& kv : f.mixture) {
-      const size_t eq = kv.find('=');
-      if (eq == std::string::npos) {
-        std::cerr << "--mixture: " << kv << " is not NAME=WEIGHT\n";
-        return 2;
-      }
-      mixture_options.weights.emplace_back(kv.substr(0, eq),
-                                           std::stod(kv.substr(eq + 1)));
-    }
-  }
-  coldcompress::TrainMixture mixture(tokenizer->get(), mixture_options);
-
-  std::ofstream bin;
-  if (!f.dump_bin.empty()) bin.open(f.dump_bin, std::ios::binary);
-  for (int i = 0; i < f.dump; ++i) {
-    absl::StatusOr<coldcompress::TrainSequence> s =
-        mixture.Make(i / 4096, i % 4096, f.max_context);
-    if (!s.ok()) return 1;
-    if (bin.is_open()) {
-      std::vector<int32_t> row = {static_cast<int32_t>(s->tokens.size())};
-      row.insert(row.end(), s->tokens.begin(), s->tokens.end());
-      row.insert(row.end(), s->target.begin(), s->target.end());
-      bin.write(reinterpret_cast<const char*>(row.data()),
-                static_cast<std::streamsize>(row.size() * sizeof(int32_t)));
-      continue;
-    }
-    std::string text;
-    bool in = false;
-    for (size_t t = 1; t < s->tokens.size(); ++t) {
-      const bool scored = s->target[t - 1] == coldcompress::kAnswer;
-      if (scored != in) text += scored ? "[[" : "]]";
-      in = scored;
-      text += (*tokenizer)->Decode({s->tokens[t]}, false);
-    }
-    std::printf("--- %s, %zu tokens\n%s%s\n", s->kind.c_str(), s->tokens.size(),
-                text.c_str(), in ? "]]" : "");
-  }
-  if (f.dump > 0) return 0;
-
   int64_t params_count = 0;
   for (const auto& p : params) params_count += p.numel();
   std::cerr << "model: " << config.num_layers << " layers, hidden "
@@ -370,8 +476,6 @@ int main(int argc, char** argv) {
       std::cerr << "\n" << s.message() << "\n";
       return false;
     }
-    json mix = json::object();
-    for (const auto& [name, w] : mixture_options.weights) mix[name] = w;
     json summary = progress;
     summary.update({{"parameters", params_count},
                     {"batch", f.batch},
@@ -386,7 +490,7 @@ int main(int argc, char** argv) {
                     {"context_loss", f.context_loss},
                     {"number_pieces", f.number_pieces},
                     {"threads", torch::get_num_threads()},
-                    {"mixture", mix}});
+                    {"mixture", mixture_summary}});
     std::ofstream(out / "training.json") << summary.dump(2) << "\n";
     return true;
   };
@@ -410,22 +514,19 @@ int main(int argc, char** argv) {
   int64_t tokens_seen = 0;
   std::map<std::string, double> kind_loss;
   for (int64_t step = start_step; step < f.steps; ++step) {
-    const double grow =
-        f.curriculum > 0 ? std::min(1.0, step / (f.curriculum * f.steps)) : 1.0;
-    const int cap = f.min_context +
-                    static_cast<int>(grow * (f.max_context - f.min_context));
-    std::vector<coldcompress::TrainSequence> batch;
-    size_t longest = 0;
-    for (int i = 0; i < f.batch; ++i) {
-      absl::StatusOr<coldcompress::TrainSequence> s =
-          mixture.Make(step, i, cap);
-      if (!s.ok()) {
-        std::cerr << "data: " << s.status().message() << "\n";
-        return 1;
-      }
-      longest = std::max(longest, s->tokens.size());
-      batch.push_back(*std::move(s));
+    const int cap = ContextCap(f, step);
+    absl::StatusOr<coldcompress::TrainBatch> made = make_batch(step);
+    if (!made.ok() || static_cast<int>(made->size()) != f.batch) {
+      std::cerr << "\ndata: "
+                << (made.ok() ? "a batch of the wrong size"
+                              : std::string(made.status().message()))
+                << "\n";
+      return 1;
     }
+    const coldcompress::TrainBatch& batch = *made;
+    size_t longest = 0;
+    for (const coldcompress::TrainSequence& s : batch)
+      longest = std::max(longest, s.tokens.size());
     // Right-padded: padding is never a target, and attention is causal.
     torch::Tensor tokens =
         torch::zeros({f.batch, static_cast<int64_t>(longest)}, torch::kLong);

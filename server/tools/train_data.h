@@ -11,24 +11,9 @@
 
 #include "absl/status/statusor.h"
 #include "server/tokenizer/tokenizer.h"
+#include "server/tools/train_batches.h"
 
 namespace coldcompress {
-
-// What the token after a position is, for the loss.
-enum TargetKind : uint8_t {
-  kUnscored = 0,
-  kAnswer = 1,   // an answer token (every token of text and copies)
-  kContext = 2,  // a prompt token: scored with cc-train's --context_loss
-};
-
-// One training sequence: BOS + prompt + answer + EOS. target[i] says what
-// tokens[i + 1] is: an answer token (every token of text), a prompt token,
-// or neither (the token after the end).
-struct TrainSequence {
-  std::string kind;  // task name, "recall", "lookup", "copy" or "text"
-  std::vector<int32_t> tokens;
-  std::vector<uint8_t> target;  // TargetKind of tokens[i + 1]
-};
 
 struct MixtureOptions {
   uint64_t seed = 1;

@@ -41,52 +41,57 @@ class TrainTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(root_); }
 
   // A tiny model on the retrieval drill for `steps` steps (a constant
-  // learning rate, so a run cut at 50 steps and resumed is the same run).
-  testing::CommandResult Train(const fs::path& out, int steps) {
-    const char* bin = std::getenv("COLDCOMPRESS_TRAIN_BIN");
-    EXPECT_NE(bin, nullptr) << "COLDCOMPRESS_TRAIN_BIN is not set";
-    return testing::RunCommand({bin ? bin : "cc-train",
-                                "--out",
-                                out.string(),
-                                "--layers",
-                                "2",
-                                "--hidden",
-                                "32",
-                                "--heads",
-                                "2",
-                                "--kv_heads",
-                                "1",
-                                "--intermediate",
-                                "64",
-                                "--vocab",
-                                "3072",
-                                "--context_loss",
-                                "0.5",
-                                "--steps",
-                                std::to_string(steps),
-                                "--batch",
-                                "4",
-                                "--min_context",
-                                "160",
-                                "--max_context",
-                                "224",
-                                "--curriculum",
-                                "0",
-                                "--mixture",
-                                "lookup=1",
-                                "recall=1",
-                                "--lr",
-                                "3e-3",
-                                "--schedule",
-                                "constant",
-                                "--warmup",
-                                "5",
-                                "--save_every",
-                                "50",
-                                "--threads",
-                                "1",
-                                "--seed",
-                                "3"});
+  // learning rate, so a run cut at 50 steps and resumed is the same run),
+  // with `extra` flags, run by `binary_env`'s program.
+  testing::CommandResult Train(
+      const fs::path& out, int steps, std::vector<std::string> extra = {},
+      const char* binary_env = "COLDCOMPRESS_TRAIN_BIN") {
+    const char* bin = std::getenv(binary_env);
+    EXPECT_NE(bin, nullptr) << binary_env << " is not set";
+    std::vector<std::string> args = {bin ? bin : "cc-train",
+                                     "--out",
+                                     out.string(),
+                                     "--layers",
+                                     "2",
+                                     "--hidden",
+                                     "32",
+                                     "--heads",
+                                     "2",
+                                     "--kv_heads",
+                                     "1",
+                                     "--intermediate",
+                                     "64",
+                                     "--vocab",
+                                     "3072",
+                                     "--context_loss",
+                                     "0.5",
+                                     "--steps",
+                                     std::to_string(steps),
+                                     "--batch",
+                                     "4",
+                                     "--min_context",
+                                     "160",
+                                     "--max_context",
+                                     "224",
+                                     "--curriculum",
+                                     "0",
+                                     "--mixture",
+                                     "lookup=1",
+                                     "recall=1",
+                                     "--lr",
+                                     "3e-3",
+                                     "--schedule",
+                                     "constant",
+                                     "--warmup",
+                                     "5",
+                                     "--save_every",
+                                     "50",
+                                     "--threads",
+                                     "1",
+                                     "--seed",
+                                     "3"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return testing::RunCommand(args);
   }
 
   fs::path root_;
@@ -185,6 +190,61 @@ TEST_F(TrainTest, LearnsResumesAndIsDeterministic) {
       {"generate", "--server", server.address(), "--prompt",
        "One of the special magic numbers for", "--max_new_tokens", "8"});
   EXPECT_EQ(gen.exit_code, 0) << gen.err;
+}
+
+// A trainer built without the tokenizer and the task generators (the GPU
+// build's cc-train) trains from a batch file the full one wrote and ends
+// with the same weights, from the start or resuming a run where the file
+// starts.
+TEST_F(TrainTest, TrainsTheSameFromABatchFile) {
+  const fs::path a = root_ / "a", b = root_ / "b", c = root_ / "c";
+  testing::CommandResult r = Train(a, 30);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string all = (root_ / "all.batches").string();
+  r = Train(a, 30, {"--write_batches", all});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Train(b, 30, {"--batches", all}, "COLDCOMPRESS_TRAIN_FILES_BIN");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Slurp(a / "model.safetensors") == Slurp(b / "model.safetensors"))
+      << "the batch file trained other weights";
+  EXPECT_EQ(Slurp(a / "config.json"), Slurp(b / "config.json"));
+  const nlohmann::json summary =
+      nlohmann::json::parse(Slurp(b / "training.json"));
+  EXPECT_EQ(summary["step"], 30);
+  EXPECT_EQ(summary["mixture"]["lookup"].get<double>(), 1.0);
+
+  // 20 steps from the generators, then steps 20-29 from a file that starts
+  // there.
+  fs::create_directories(c);
+  fs::copy_file(a / "tokenizer.model", c / "tokenizer.model");
+  r = Train(c, 20);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string rest = (root_ / "rest.batches").string();
+  r = Train(a, 30, {"--write_batches", rest, "--first_step", "20"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Train(c, 30, {"--batches", rest}, "COLDCOMPRESS_TRAIN_FILES_BIN");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("resuming at step 20"), std::string::npos) << r.err;
+  EXPECT_TRUE(Slurp(a / "model.safetensors") == Slurp(c / "model.safetensors"))
+      << "a run resumed from a batch file ended with other weights";
+
+  // That file cannot start a run from scratch: it has no step 0.
+  r = Train(root_ / "d", 30, {"--batches", rest},
+            "COLDCOMPRESS_TRAIN_FILES_BIN");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("the batch file holds steps 20..29, not 0"),
+            std::string::npos)
+      << r.err;
+  // Without a file it says what it needs; a file that is not one is named.
+  r = Train(root_ / "e", 30, {}, "COLDCOMPRESS_TRAIN_FILES_BIN");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("pass --batches FILE"), std::string::npos) << r.err;
+  std::ofstream(root_ / "junk.batches") << "CCTB not really";
+  r = Train(root_ / "f", 30, {"--batches", (root_ / "junk.batches").string()},
+            "COLDCOMPRESS_TRAIN_FILES_BIN");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("not a cc-train batch file"), std::string::npos)
+      << r.err;
 }
 
 TEST_F(TrainTest, BadFlagsFailWithAMessage) {
