@@ -43,16 +43,20 @@ CacheStatsResult ComputeCacheStats(std::span<CacheLayer* const> layers,
     double total = 0;
     for (double l : stats.layer_attention_loss) total += l;
     stats.attention_loss = total / stats.layer_attention_loss.size();
-    // attention_loss@k: the mean over the first k decode steps.
+    // attention_loss@k: the mean over the first k decode steps, over the
+    // layers in analysis mode (as attention_loss; a mix such as
+    // [debug_heavy_hitter, full] has others, which measure nothing).
     for (size_t k = 500; k <= steps; k += 500) {
       double at_k = 0;
       for (const CacheLayer* layer : layers) {
-        const std::vector<double>& losses = *layer->AttentionLosses();
+        const std::vector<double>* losses = layer->AttentionLosses();
+        if (losses == nullptr) continue;
         double mean = 0;
-        for (size_t t = 0; t < k; ++t) mean += losses[t];
+        for (size_t t = 0; t < k; ++t) mean += (*losses)[t];
         at_k += mean / static_cast<double>(k);
       }
-      stats.extra[absl::StrCat("attention_loss@", k)] = at_k / n;
+      stats.extra[absl::StrCat("attention_loss@", k)] =
+          at_k / static_cast<double>(stats.layer_attention_loss.size());
     }
   }
   return stats;

@@ -232,6 +232,26 @@ TEST_F(PolicyServiceTest, AttentionLossAtStepCounts) {
               0.1);
 }
 
+// A mix of an analysis layer and a full one: attention_loss@k averages the
+// analysis layers alone, as attention_loss does (the full layer measures
+// nothing; it once was read as if it had).
+TEST_F(PolicyServiceTest, AttentionLossAtStepCountsInAMixOfLayers) {
+  v1::GenerateRequest r = IdsRequest(Prompt(20), 520);
+  r.mutable_cache()->add_strategy("debug_heavy_hitter");
+  r.mutable_cache()->add_strategy("full");
+  r.mutable_cache()->add_max_cache_length(32);
+  r.mutable_cache()->add_max_cache_length(1.0);
+  ServerHarness::Stream s = harness_->Generate(r);
+  ASSERT_TRUE(s.status.ok()) << s.status.error_message();
+  const v1::CacheStats& stats = s.final.stats();
+  ASSERT_EQ(stats.layer_attention_loss_size(), 1);
+  EXPECT_EQ(stats.attention_loss(), stats.layer_attention_loss(0));
+  const auto& extra = stats.extra();
+  ASSERT_TRUE(extra.count("attention_loss@500"));
+  EXPECT_GT(extra.at("attention_loss@500"), 0.0);
+  EXPECT_NEAR(extra.at("attention_loss@500"), stats.attention_loss(), 0.1);
+}
+
 // Quantized storage: a 4-bit cache of a float32 model holds its K and V in
 // an eighth of the bytes, and the ratio counts bits / 16.
 TEST_F(PolicyServiceTest, QuantizedCacheReportsPackedBytes) {
