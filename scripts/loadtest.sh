@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's performance section: starts a server on the default model,
+# docs/performance.md's load section: starts a server on the default model,
 # runs coldcompress-loadtest with 1, 4 and 16 closed-loop clients for each
 # mix, and writes the reports and plots under docs/perf/<mix>/.
 #   scripts/loadtest.sh [MIX...]   (default: default decode_heavy, from

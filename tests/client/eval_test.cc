@@ -197,7 +197,7 @@ TEST_F(EvalTest, MultipleChoiceAccuracyUsesScore) {
   EXPECT_EQ(records[1]["prediction"], std::string(1, 'A' + by_letter));
 }
 
-// The task the README's guide adds (examples/tasks/cnn_dailymail.yaml) over
+// The task docs/extending.md adds (examples/tasks/cnn_dailymail.yaml) over
 // the made-up articles beside it: each article goes out as one chat message
 // in the reference's template with a 256-token budget, and each answer is
 // scored with ROUGE against that article's highlights.

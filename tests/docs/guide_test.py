@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Checks the documentation's code against the files the tests build, and
-runs the README's "Extending ColdCompress" walkthrough.
+runs the "Extending ColdCompress" walkthrough (docs/extending.md).
 
   guide_test.py snippets SOURCE_DIR
     Every fenced block right after a `<!-- snippet: PATH -->` or
@@ -8,8 +8,9 @@ runs the README's "Extending ColdCompress" walkthrough.
     the file PATH (relative to the source tree), or its region NAME: the
     lines between a comment line `[snippet NAME]` and the next
     `[end snippet]` (`//` or `#` comments). Marker lines are never part of
-    a snippet. In the README's "Extending ColdCompress" section, every block
-    that is not shell commands must be a snippet, so none can drift.
+    a snippet. In docs/extending.md's "Extending ColdCompress" section (the
+    page from its top-level heading to the next one), every block that is
+    not shell commands must be a snippet, so none can drift.
 
   guide_test.py run SOURCE_DIR BUILD_DIR
     Runs the section's ```bash blocks in order, as written, from a scratch
@@ -36,7 +37,8 @@ import subprocess
 import sys
 import tempfile
 
-SECTION = "## Extending ColdCompress"
+GUIDE_DOC = os.path.join("docs", "extending.md")
+SECTION = "# Extending ColdCompress"
 SNIPPET = re.compile(r"^<!-- snippet: ([^#\s]+)(?:#(\w+))? -->$")
 GUIDE = re.compile(r"^<!-- guide: (\w+) -->$")
 BEGIN = re.compile(r"^\s*(?://|#)\s*\[snippet (\w+)\]\s*$")
@@ -95,11 +97,24 @@ def region(path, name):
 
 
 def section(markdown):
-    start = markdown.find("\n" + SECTION + "\n")
-    if start < 0:
-        fail(f"README.md has no '{SECTION}' section")
-    end = markdown.find("\n## ", start + 1)
-    return markdown[start + 1:end if end > 0 else len(markdown)]
+    """From the SECTION heading line to the next top-level heading outside a
+    fenced block (code blocks hold `# comment` lines), or the end."""
+    lines = markdown.split("\n")
+    if SECTION not in lines:
+        fail(f"{GUIDE_DOC} has no '{SECTION}' section")
+    start = lines.index(SECTION)
+    end, fenced = len(lines), False
+    for i in range(start + 1, len(lines)):
+        if lines[i].startswith("```"):
+            fenced = not fenced
+        elif not fenced and lines[i].startswith("# "):
+            end = i
+            break
+    return "\n".join(lines[start:end])
+
+
+def guide(source):
+    return section(open(os.path.join(source, GUIDE_DOC), encoding="utf-8").read())
 
 
 def check_snippets(source):
@@ -123,16 +138,15 @@ def check_snippets(source):
                     fromfile=marker, tofile=f"{name}:{line}", lineterm="")
                 fail(f"{name}:{line} differs from {marker}:\n" + "\n".join(diff))
             count += 1
-    readme = open(os.path.join(source, "README.md"), encoding="utf-8").read()
-    guide = blocks(section(readme))
-    for line, marker, language, _ in guide:
+    walkthrough = blocks(guide(source))
+    for line, marker, language, _ in walkthrough:
         if language != "bash" and not SNIPPET.match(marker or ""):
-            fail(f"README.md, {SECTION}: a ```{language} block (line {line} of the "
+            fail(f"{GUIDE_DOC}, {SECTION}: a ```{language} block (line {line} of the "
                  f"section) is not a snippet of a tested file")
-    if not any(l == "bash" for _, _, l, _ in guide):
-        fail(f"README.md, {SECTION}: no commands")
+    if not any(l == "bash" for _, _, l, _ in walkthrough):
+        fail(f"{GUIDE_DOC}, {SECTION}: no commands")
     print(f"{count} snippets match their files; the guide has "
-          f"{sum(1 for g in guide if g[2] == 'bash')} command blocks")
+          f"{sum(1 for g in walkthrough if g[2] == 'bash')} command blocks")
 
 
 def free_port():
@@ -142,8 +156,7 @@ def free_port():
 
 
 def run_guide(source, build):
-    readme = open(os.path.join(source, "README.md"), encoding="utf-8").read()
-    commands = [(marker, body) for _, marker, language, body in blocks(section(readme))
+    commands = [(marker, body) for _, marker, language, body in blocks(guide(source))
                 if language == "bash"]
     scratch = tempfile.mkdtemp(prefix="cc_guide_")
     server_log = os.path.join(scratch, "server.log")

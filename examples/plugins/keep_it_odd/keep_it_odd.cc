@@ -5,7 +5,7 @@
 // goes through its compressor, which keeps the sinks and recent tokens,
 // then the most recent odd positions, then even ones.
 //
-// The README's "Extending ColdCompress" shows this file's [snippet NAME]
+// docs/extending.md ("Extending ColdCompress") shows this file's [snippet NAME]
 // regions; tests/docs/guide_test.py checks that they are the same.
 // [snippet policy]
 #include <coldcompress/plugin.h>

@@ -4,8 +4,9 @@
 // unimportant slot that is neither an attention sink nor a recent token.
 // Built with CMakeLists.txt beside it, loaded with `coldcompress-server
 // --policy_plugin libcoldcompress_keep_multiples.so`, then chosen per
-// request: strategy "keep_multiples", params {"every": "3"}. The README's
-// "Extending ColdCompress" shows the [snippet params] region.
+// request: strategy "keep_multiples", params {"every": "3"}.
+// docs/extending.md ("Extending ColdCompress") shows the [snippet params]
+// region.
 #include <coldcompress/plugin.h>
 
 #include <memory>
