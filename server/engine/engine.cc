@@ -369,12 +369,12 @@ absl::Status Engine::Enqueue(std::unique_ptr<Task> task) {
   return absl::OkStatus();
 }
 
-namespace {
-
-// An exception out of a model step, as the request's error.
 absl::Status StepError(std::exception_ptr error) {
   try {
     std::rethrow_exception(error);
+  } catch (const c10::OutOfMemoryError& e) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "out of memory in a model step: ", e.what_without_backtrace()));
   } catch (const c10::Error& e) {
     return absl::InternalError(
         absl::StrCat("model step failed: ", e.what_without_backtrace()));
@@ -384,8 +384,6 @@ absl::Status StepError(std::exception_ptr error) {
     return absl::InternalError("model step failed");
   }
 }
-
-}  // namespace
 
 void Engine::Round(std::list<std::unique_ptr<Task>>& active) {
   using TaskIt = std::list<std::unique_ptr<Task>>::iterator;

@@ -27,36 +27,38 @@ Task::Next GenerateTask::Step(DecodeSlot* slot) {
                "max_deadline_s)"));
     return Next::kDone;
   }
+  absl::Status failed;
   {
     Session& s = *o_.session;
     std::lock_guard<std::mutex> lock(s.mu);
     if (stage_ == Stage::kStart) {
-      Start();
-      o_.reservation.Release();  // the caches count in the total now
-      s.memory.Report(LayerPointers(s.layers), s.tokens_seen());
-      return Next::kStepped;
-    }
-    if (stage_ == Stage::kPrompt) {
+      failed = Start();
+      if (failed.ok()) {
+        o_.reservation.Release();  // the caches count in the total now
+        s.memory.Report(LayerPointers(s.layers), s.tokens_seen());
+        return Next::kStepped;
+      }
+    } else if (stage_ == Stage::kPrompt) {
       PromptChunk();
       s.memory.Report(LayerPointers(s.layers), s.tokens_seen());
       return Next::kStepped;
-    }
-    bool finished = false;
-    if (stage_ == Stage::kFeed) {
-      next_ = feed_[fed_];
-    } else if (SampleOne()) {
-      finished = true;
-      s.pending = next_;  // seen, not cached: counts in the full-cache bytes
-      s.memory.Report(LayerPointers(s.layers), s.tokens_seen());
-    }
-    if (!finished) {
+    } else if (stage_ == Stage::kFeed || !SampleOne()) {
+      if (stage_ == Stage::kFeed) next_ = feed_[fed_];
       // next_ goes through the model in this round's batch.
       slot->token = next_;
       slot->position = s.next_position();
       slot->layers = LayerPointers(s.layers);
       slot->mu = &s.mu;
       return Next::kDecode;
+    } else {
+      s.pending = next_;  // seen, not cached: counts in the full-cache bytes
+      s.memory.Report(LayerPointers(s.layers), s.tokens_seen());
     }
+  }
+  if (!failed.ok()) {
+    // Abort may take the session store's lock: outside the session's.
+    Abort(failed);
+    return Next::kDone;
   }
   Finish(finish_reason_);
   return Next::kDone;
@@ -73,7 +75,7 @@ void GenerateTask::Decoded(const at::Tensor& logits) {
   s.memory.Report(LayerPointers(s.layers), s.tokens_seen());
 }
 
-void GenerateTask::Start() {
+absl::Status GenerateTask::Start() {
   started_ = Clock::now();
   Session& s = *o_.session;
   LlamaModel& model = *context_->model;
@@ -81,7 +83,7 @@ void GenerateTask::Start() {
   if (!s.initialized()) {
     // First turn: docs/policies.md 1.2 and 5.
     auto layers = BuildCacheLayers(*context_, o_.input.policy, o_.plan);
-    if (!layers.ok()) throw std::runtime_error(layers.status().ToString());
+    if (!layers.ok()) return layers.status();
     s.spec = o_.input.policy;
     s.plan = o_.plan;
     s.layers = *std::move(layers);
@@ -120,6 +122,7 @@ void GenerateTask::Start() {
   } else {
     PromptDone();
   }
+  return absl::OkStatus();
 }
 
 void GenerateTask::PromptDone() {

@@ -51,7 +51,9 @@ class GenerateTask final : public Task {
     kGenerate,  // sampling and decoding
   };
 
-  void Start();  // REQUIRES: session mu held
+  // The first step: the session's caches (a first turn) or their growth (a
+  // later one). REQUIRES: session mu held.
+  absl::Status Start();
   // Runs the prompt's next chunk. REQUIRES: session mu held.
   void PromptChunk();
   // The prompt went through the model: next, the tokens left to feed, or

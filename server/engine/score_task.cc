@@ -15,13 +15,14 @@ bool ScoreTask::NeedsNewBase() const {
          (base_.empty() || !(base_plan_ == o_.plans[current_]));
 }
 
-std::optional<Task::Next> ScoreTask::BuildBase(DecodeSlot* slot) {
+absl::StatusOr<std::optional<Task::Next>> ScoreTask::BuildBase(
+    DecodeSlot* slot) {
   LlamaModel& model = *context_->model;
   const std::vector<int32_t>& ctx = o_.input.context;
   if (NeedsNewBase()) {
     const CachePlan& plan = o_.plans[current_];
     auto layers = BuildCacheLayers(*context_, o_.input.policy, plan);
-    if (!layers.ok()) throw std::runtime_error(layers.status().ToString());
+    if (!layers.ok()) return layers.status();
     base_ = *std::move(layers);
     base_plan_ = plan;
     const int64_t n = PrefillLength(static_cast<int64_t>(ctx.size()),
@@ -85,7 +86,12 @@ Task::Next ScoreTask::Step(DecodeSlot* slot) {
   }
   started_ = true;
   if (index_ == 0 && output_.scores.size() == current_) {
-    if (std::optional<Next> next = BuildBase(slot)) return *next;
+    absl::StatusOr<std::optional<Next>> next = BuildBase(slot);
+    if (!next.ok()) {
+      o_.done(next.status());
+      return Next::kDone;
+    }
+    if (*next) return **next;
     StartContinuation();
   }
   const std::vector<int32_t>& cont = o_.input.continuations[current_];

@@ -46,7 +46,7 @@ class ScoreTask final : public Task {
   // One step of putting the context into base_ for continuation
   // `current_`: a prefill chunk, or a decode step of a context token the
   // prefill leaves out. nullopt once base_ holds the context.
-  std::optional<Next> BuildBase(DecodeSlot* slot);
+  absl::StatusOr<std::optional<Next>> BuildBase(DecodeSlot* slot);
   // Copies base_ into `working_` for continuation `current_`.
   void StartContinuation();
 

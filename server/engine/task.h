@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -24,6 +25,12 @@ struct TokenClasses;
 class Metrics;
 
 using Clock = std::chrono::steady_clock;
+
+// The status of an exception out of a model step, for the request's error:
+// RESOURCE_EXHAUSTED when an allocator ran out of memory (a GPU's or the
+// host's), INTERNAL otherwise. Errors the engine expects travel as statuses
+// and keep their codes; only LibTorch's throw.
+absl::Status StepError(std::exception_ptr error);
 
 inline double Seconds(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();

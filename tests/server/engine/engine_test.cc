@@ -1,15 +1,47 @@
 // The engine without gRPC: stop token ids, text streaming with stop strings.
 #include "server/engine/engine.h"
 
+#include <c10/util/Exception.h>
 #include <gtest/gtest.h>
 
 #include <condition_variable>
 #include <mutex>
+#include <stdexcept>
 
+#include "server/engine/task.h"
 #include "tests/testing/fixture_engine.h"
 
 namespace coldcompress {
 namespace {
+
+// What a model step throws becomes the request's status: an allocator out
+// of memory is RESOURCE_EXHAUSTED (the client may retry smaller or
+// elsewhere), anything else INTERNAL, each with LibTorch's message.
+TEST(StepErrorTest, OutOfMemoryIsResourceExhausted) {
+  auto status_of = [](auto thrower) {
+    try {
+      thrower();
+    } catch (...) {
+      return StepError(std::current_exception());
+    }
+    return absl::OkStatus();
+  };
+  const absl::Status oom = status_of(
+      [] { TORCH_CHECK_WITH(OutOfMemoryError, false, "tried to allocate"); });
+  EXPECT_EQ(oom.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(oom.message().find("out of memory in a model step: "),
+            std::string::npos)
+      << oom;
+  EXPECT_NE(oom.message().find("tried to allocate"), std::string::npos) << oom;
+  const absl::Status torch =
+      status_of([] { TORCH_CHECK(false, "shapes do not match"); });
+  EXPECT_EQ(torch.code(), absl::StatusCode::kInternal);
+  EXPECT_NE(torch.message().find("shapes do not match"), std::string::npos);
+  const absl::Status other =
+      status_of([] { throw std::runtime_error("something else"); });
+  EXPECT_EQ(other.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(other.message(), "model step failed: something else");
+}
 
 class EngineTest : public ::testing::Test {
  protected:
