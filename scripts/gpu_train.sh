@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains what is left of the default model's successor (models/next, the
+# Trains what is left of the default model's training (models/next, the
 # stages of scripts/lib/default_model_stages.sh) on a GPU, in one prepared
 # run: ten GPU minutes are worth days of the 2-core build machine.
 #

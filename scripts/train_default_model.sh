@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains the default model's successor from scratch on the CPU, in the
+# Trains the default model from scratch on the CPU, in the
 # stages of scripts/lib/default_model_stages.sh, and writes its model card
 # with freshly measured scores. Deterministic for the seeds: the same machine
 # gives the same weights. Not part of CI; hours on 2 cores (the card records

@@ -17,14 +17,14 @@ STAGE1=(--seed 11 --mixture recall=0.5 lookup=0.2 copy=0.15 text=0.15
 # steps the answers were still at chance (no induction head yet), and copies
 # of random tokens are the task that needs one most directly.
 STAGE1B=(--seed 13 --mixture copy=0.4 lookup=0.25 recall=0.25 text=0.1
-  --min_context 128 --max_context 320 --curriculum 0 --batch 16 --steps 6000
+  --min_context 128 --max_context 320 --curriculum 0 --batch 16 --steps 2500
   --lr 1e-3 --schedule constant --warmup 20 --context_loss 0.5)
 # Stage 2, the task mixture from stage 1b's weights: RULER's needle tasks,
 # variable tracking, generated text and the drill, at contexts growing from
 # 320 to 1024 tokens.
 STAGE2=(--seed 12 --mixture rulerniah=0.25 rulerniah_single=0.15 rulerniah_multikey=0.1
   recall=0.25 lookup=0.05 rulervt=0.05 text=0.15
-  --min_context 320 --max_context 1024 --curriculum 0.5 --batch 16 --steps 700
+  --min_context 320 --max_context 1024 --curriculum 0.5 --batch 16 --steps 500
   --lr 5e-4 --schedule cosine --warmup 20 --context_loss 0.5)
 
 # The number of steps in a stage's flags.
