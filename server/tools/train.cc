@@ -170,6 +170,29 @@ ModelWeights OnCpu(ModelWeights weights, const ModelConfig& config) {
   return weights;
 }
 
+// The settings that decide a run's data: a batch file's header carries
+// them, and so does the model card's training.json.
+json DataSettings(const Flags& f, const json& mixture) {
+  return {{"batch", f.batch},
+          {"min_context", f.min_context},
+          {"max_context", f.max_context},
+          {"curriculum", f.curriculum},
+          {"seed", f.seed},
+          {"number_pieces", f.number_pieces},
+          {"mixture", mixture}};
+}
+
+// A batch file's data settings in place of the flags'.
+void UseDataSettings(const json& h, Flags* f, json* mixture) {
+  f->batch = h.at("batch");
+  f->min_context = h.at("min_context");
+  f->max_context = h.at("max_context");
+  f->curriculum = h.at("curriculum");
+  f->seed = h.at("seed");
+  f->number_pieces = h.at("number_pieces");
+  *mixture = h.at("mixture");
+}
+
 // The longest context allowed at `step`: the curriculum grows it from
 // --min_context to --max_context over its fraction of the steps.
 int ContextCap(const Flags& f, int64_t step) {
@@ -284,16 +307,9 @@ int main(int argc, char** argv) {
       return 2;
     }
     file = *std::move(read);
-    const json& h = file.header;
-    f.steps = h.at("steps");
-    f.batch = h.at("batch");
-    f.min_context = h.at("min_context");
-    f.max_context = h.at("max_context");
-    f.curriculum = h.at("curriculum");
-    f.seed = h.at("seed");
-    f.number_pieces = h.at("number_pieces");
-    vocab_size = h.at("vocab_size");
-    mixture_summary = h.at("mixture");
+    UseDataSettings(file.header, &f, &mixture_summary);
+    f.steps = file.header.at("steps");
+    vocab_size = file.header.at("vocab_size");
     make_batch =
         [&file](int64_t step) -> absl::StatusOr<coldcompress::TrainBatch> {
       if (step < file.first_step ||
@@ -389,16 +405,10 @@ int main(int argc, char** argv) {
   }
   if (f.dump > 0) return 0;
   if (!f.write_batches.empty()) {
-    const json header = {{"first_step", f.first_step},
-                         {"steps", f.steps},
-                         {"batch", f.batch},
-                         {"min_context", f.min_context},
-                         {"max_context", f.max_context},
-                         {"curriculum", f.curriculum},
-                         {"seed", f.seed},
-                         {"number_pieces", f.number_pieces},
-                         {"vocab_size", vocab_size},
-                         {"mixture", mixture_summary}};
+    json header = DataSettings(f, mixture_summary);
+    header.update({{"first_step", f.first_step},
+                   {"steps", f.steps},
+                   {"vocab_size", vocab_size}});
     const absl::Status written = coldcompress::WriteBatchFile(
         f.write_batches, header, make_batch, [&](int64_t step) {
           std::fprintf(stderr, "\rbatches: step %lld/%lld\x1b[K",
@@ -433,7 +443,6 @@ int main(int argc, char** argv) {
     weights = RandomWeights(config, f.seed, f.init_std);
     for (auto& [name, tensor] : weights.Named(config))
       *tensor = tensor->to(device);
-    weights.lm_head = weights.embed;  // tied
   } else {
     absl::StatusOr<ModelWeights> loaded =
         coldcompress::LoadModelWeights(from, config, at::kFloat, device);
@@ -443,9 +452,9 @@ int main(int argc, char** argv) {
       return 1;
     }
     weights = *std::move(loaded);
-    weights.lm_head = weights.embed;  // tied
     if (resuming) std::cerr << "resuming at step " << start_step << "\n";
   }
+  weights.lm_head = weights.embed;  // tied: one tensor, trained once
   std::vector<torch::Tensor> params;
   for (auto& [name, tensor] : weights.Named(config)) {
     tensor->set_requires_grad(true);
@@ -477,20 +486,14 @@ int main(int argc, char** argv) {
       return false;
     }
     json summary = progress;
+    summary.update(DataSettings(f, mixture_summary));
     summary.update({{"parameters", params_count},
-                    {"batch", f.batch},
                     {"lr", f.lr},
                     {"weight_decay", f.weight_decay},
                     {"warmup", f.warmup},
                     {"schedule", f.schedule},
-                    {"min_context", f.min_context},
-                    {"max_context", f.max_context},
-                    {"curriculum", f.curriculum},
-                    {"seed", f.seed},
                     {"context_loss", f.context_loss},
-                    {"number_pieces", f.number_pieces},
-                    {"threads", torch::get_num_threads()},
-                    {"mixture", mixture_summary}});
+                    {"threads", torch::get_num_threads()}});
     std::ofstream(out / "training.json") << summary.dump(2) << "\n";
     return true;
   };
